@@ -1,0 +1,55 @@
+"""Shared fixtures: a built copy of the shipped demo project, and boot timings."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BOOT_TIMES: list[tuple[str, dict[str, float]]] = []
+
+
+def run_doit(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "doit", *args], cwd=project,
+                          capture_output=True, text=True, check=False)
+
+
+def make_project(dest: Path, edit: object = None) -> Path:
+    """A copy of the shipped project (cluster.yaml, overlays, dodo.py) in `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dodo.py", dest / "dodo.py")
+    shutil.copytree(REPO / "overlays", dest / "overlays")
+    text = (REPO / "cluster.yaml").read_text()
+    if callable(edit):
+        data = yaml.safe_load(text)
+        edit(data)
+        text = yaml.safe_dump(data, sort_keys=False)
+    (dest / "cluster.yaml").write_text(text)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The shipped demo, built, with nodes told to power off once booted."""
+    def edit(data: dict[str, object]) -> None:
+        profile = data["profiles"]["default"]  # type: ignore[index]
+        profile["kernel_args"] += ["wwstatic.demo=poweroff", "panic=5"]
+
+    project = make_project(tmp_path_factory.mktemp("demo"), edit)
+    done = run_doit(project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield project
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if BOOT_TIMES:
+        terminalreporter.section("boot times (seconds from QEMU start)")
+        for name, marks in BOOT_TIMES:
+            shown = ", ".join(f"{k!r}: {v:.1f}" for k, v in marks.items())
+            terminalreporter.write_line(f"{name}: {shown}")

@@ -1,0 +1,78 @@
+"""The `wwstatic` command: build, check, and serve TFTP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import WWError, report
+from .model import load_cluster
+
+
+def _check(args: argparse.Namespace) -> int:
+    cluster = load_cluster(Path(args.file))
+    if args.json:
+        print(json.dumps([json.loads(n.to_json()) for n in cluster.nodes], indent=2))
+    else:
+        print(f"{args.file}: {len(cluster.nodes)} nodes, {len(cluster.images)} images, ok")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    from . import tasks
+
+    return int(DoitMain(ModuleTaskLoader(vars(tasks))).run(args.doit_args))
+
+
+def _tftp(args: argparse.Namespace) -> int:
+    from .tftp import serve
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise WWError(f"TFTP root {root} is not a directory", hint="run doit first to build output/tftp")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("tftpy").setLevel(logging.WARNING)
+    serve(root, args.listen, args.port)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wwstatic", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="validate cluster.yaml and summarise it")
+    c.add_argument("file", nargs="?", default="cluster.yaml")
+    c.add_argument("--json", action="store_true", help="print the resolved nodes as JSON")
+    c.set_defaults(func=_check)
+
+    b = sub.add_parser("build", help="build output/ (runs doit; extra arguments go to doit)")
+    b.add_argument("doit_args", nargs=argparse.REMAINDER)
+    b.set_defaults(func=_build)
+
+    t = sub.add_parser("tftp", help="serve the TFTP tree read-only")
+    t.add_argument("--root", default="output/tftp")
+    t.add_argument("--listen", default="0.0.0.0", help="address to listen on")
+    t.add_argument("--port", type=int, default=69)
+    t.set_defaults(func=_tftp)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except WWError as err:
+        if args.debug:
+            raise
+        return report(err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""doit task creators: one task (or subtask) per file in output/.
+
+`dodo.py` imports these. Each task writes its targets atomically, and each
+declares what it depends on (file_dep for files, `config_changed` on a digest
+for everything from cluster.yaml), so doit reruns exactly the tasks whose
+inputs changed and a build with no change runs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2.meta
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+from . import demo, generate, overlay
+from .archive import Compression, Entry, write_cpio
+from .errors import WWError, report
+from .fsutil import copy_atomic, write_atomic
+from .image import build_image, find_kernel, tree_digest
+from .model import Cluster, Image, Node, load_cluster
+
+__all__ = [
+    "DOIT_CONFIG",
+    "task_demo",
+    "task_dhcp",
+    "task_image",
+    "task_ipxe",
+    "task_nginx",
+    "task_runtime",
+    "task_system",
+    "task_tftp",
+]
+
+DOIT_CONFIG = {
+    "dep_file": "output/.doit.db",
+    "backend": "sqlite3",
+    "verbosity": 1,
+    "action_string_formatting": "new",
+}
+
+# doit opens its dependency store before any task runs; it lives in output/.
+Path("output").mkdir(exist_ok=True)
+
+IPXE_DIR = Path("/usr/lib/ipxe")
+# First-stage iPXE binaries for the TFTP tree, by the name DHCP hands out.
+TFTP_FILES = {"undionly.kpxe": "legacy BIOS", "snponly.efi": "x86-64 UEFI"}
+
+Task = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    root: Path
+    cluster: Cluster
+
+    @property
+    def out(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def http(self) -> Path:
+        return self.out / "http"
+
+
+@cache
+def project() -> Project:
+    """The project in the current directory; a bad cluster.yaml ends the run here."""
+    root = Path.cwd()
+    try:
+        cluster = load_cluster(root / "cluster.yaml")
+        _check_overlays(root, cluster)
+    except WWError as err:
+        raise SystemExit(report(err)) from None
+    return Project(root, cluster)
+
+
+def _check_overlays(root: Path, cluster: Cluster) -> None:
+    for node in cluster.nodes:
+        for name in node.system_overlays + node.runtime_overlays:
+            try:
+                overlay.find_overlay(name, root)
+            except WWError as err:
+                err.message = f"node {node.name}: {err.message}"
+                err.loc = cluster.node_locs[node.name]
+                raise
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _action(fn: Callable[..., None], *args: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """A doit python-action that turns a WWError into a clean task failure."""
+    def run(*a: Any) -> TaskFailed | None:
+        try:
+            fn(*a)
+        except WWError as err:
+            print(f"wwstatic: {err}", file=sys.stderr)
+            return TaskFailed(str(err))
+        return None
+    run.__name__ = fn.__name__
+    return (run, args)
+
+
+def _text_task(name: str, path: Path, text: str, doc: str) -> Task:
+    return {
+        "name": name,
+        "doc": doc,
+        "actions": [_action(write_atomic, path, text)],
+        "targets": [path],
+        "uptodate": [config_changed(_digest(text))],
+        "clean": True,
+    }
+
+
+# --- TFTP tree --------------------------------------------------------------
+
+def task_tftp() -> Iterator[Task]:
+    """TFTP tree: first-stage iPXE binaries from the system's ipxe package."""
+    out = project().out / "tftp"
+    for name, what in TFTP_FILES.items():
+        src = IPXE_DIR / name
+        if not src.exists():
+            raise SystemExit(report(WWError(f"{src} is missing",
+                                            hint="install Debian's ipxe package: apt-get install ipxe")))
+        yield {
+            "name": name,
+            "doc": f"iPXE first stage for {what}",
+            "actions": [_action(copy_atomic, src, out / name)],
+            "file_dep": [src.resolve()],
+            "targets": [out / name],
+            "clean": True,
+        }
+
+
+# --- images -----------------------------------------------------------------
+
+def _image_dir(p: Project, image: str) -> Path:
+    return p.http / "images" / image
+
+
+def _demo_root(p: Project, image: str) -> Path:
+    return p.out / "work" / "images" / image / "rootfs"
+
+
+def _demo_stamp(p: Project, image: str) -> Path:
+    return p.out / "work" / "images" / image / "rootfs.done"
+
+
+def _image_spec(img: Image) -> str:
+    return json.dumps(dataclasses.asdict(img), sort_keys=True)
+
+
+def task_demo() -> Iterator[Task]:
+    """Demo image roots: busybox and a Debian kernel, from .deb files."""
+    p = project()
+    for img in p.cluster.images.values():
+        if img.builder != "demo":
+            continue
+        stamp = _demo_stamp(p, img.name)
+
+        def build(img: Image = img, stamp: Path = stamp) -> None:
+            demo.build_demo_root(img, _demo_root(p, img.name))
+            write_atomic(stamp, _image_spec(img) + "\n")
+
+        yield {
+            "name": img.name,
+            "doc": f"build the root of demo image {img.name}",
+            "actions": [_action(build)],
+            "targets": [stamp],
+            "uptodate": [config_changed(_digest(_image_spec(img)))],
+            "clean": True,
+        }
+
+
+def _build_image(p: Project, img: Image) -> None:
+    root = _demo_root(p, img.name) if img.builder == "demo" else Path(img.root)
+    out = _image_dir(p, img.name)
+    kernel = find_kernel(root)
+    copy_atomic(kernel, out / "vmlinuz")
+    build_image(root, out / "image.img.gz", img.exclude, Compression.GZIP,
+                owner_root=img.builder == "demo")
+
+
+def task_image() -> Iterator[Task]:
+    """Image kernels and initrd archives (cpio newc + gzip)."""
+    p = project()
+    for img in p.cluster.images.values():
+        out = _image_dir(p, img.name)
+        task: Task = {
+            "name": img.name,
+            "doc": f"kernel and archive of image {img.name}",
+            "actions": [_action(_build_image, p, img)],
+            "targets": [out / "vmlinuz", out / "image.img.gz"],
+            "clean": True,
+        }
+        if img.builder == "demo":
+            task["file_dep"] = [_demo_stamp(p, img.name)]
+            task["uptodate"] = [config_changed(_digest(_image_spec(img)))]
+        else:
+            root = Path(img.root)
+            if not root.is_dir():
+                err = WWError(f"image {img.name}: root {root} is not a directory",
+                              hint="unpack the image there, or fix `root:` in cluster.yaml")
+                raise SystemExit(report(err))
+            task["uptodate"] = [config_changed(_digest(_image_spec(img),
+                                                       tree_digest(root, img.exclude)))]
+        yield task
+
+
+# --- overlays ---------------------------------------------------------------
+
+@cache
+def _env() -> jinja2.Environment:
+    return overlay.make_env(project().root)
+
+
+@cache
+def _uses_all_nodes(names: tuple[str, ...]) -> bool:
+    """Whether any template of these overlays reads `nodes` (then any node's change matters)."""
+    env = _env()
+    return any(path.suffix == ".j2"
+               and "nodes" in jinja2.meta.find_undeclared_variables(env.parse(path.read_text()))
+               for path in overlay.source_files(project().root, names))
+
+
+@cache
+def _all_nodes_json() -> str:
+    return json.dumps([json.loads(n.to_json()) for n in project().cluster.nodes])
+
+
+def _context(p: Project, node: Node) -> dict[str, Any]:
+    return {
+        "node": node,
+        "nodes": p.cluster.nodes,
+        "head": p.cluster.head,
+        "image": p.cluster.images[node.image],
+        "cluster_file": Path(p.cluster.path).name,
+    }
+
+
+def _build_overlay(p: Project, node: Node, kind: str, names: tuple[str, ...]) -> None:
+    entries: list[Entry] = overlay.layer(p.root, names, _context(p, node), _env(),
+                                         f"node {node.name}")
+    write_cpio(entries, p.http / generate.overlay_url(node.name, kind), Compression.GZIP)
+
+
+def _overlay_tasks(kind: str) -> Iterator[Task]:
+    p = project()
+    head = repr(p.cluster.head)
+    for node in p.cluster.nodes:
+        names = node.system_overlays if kind == "system" else node.runtime_overlays
+        sources = overlay.source_files(p.root, names)
+        deps = [node.to_json(), head, json.dumps([str(s) for s in sources])]
+        if _uses_all_nodes(names):
+            deps.append(_all_nodes_json())
+        yield {
+            "name": node.name,
+            "doc": f"{kind} overlay of {node.name}: {', '.join(names) or '(none)'}",
+            "actions": [_action(_build_overlay, p, node, kind, names)],
+            "file_dep": sources,
+            "targets": [p.http / generate.overlay_url(node.name, kind)],
+            "uptodate": [config_changed(_digest(*deps))],
+            "clean": True,
+        }
+
+
+def task_system() -> Iterator[Task]:
+    """Per-node system overlays (unpacked at boot, before init)."""
+    yield from _overlay_tasks("system")
+
+
+def task_runtime() -> Iterator[Task]:
+    """Per-node runtime overlays (unpacked at boot, refreshed by wwclient)."""
+    yield from _overlay_tasks("runtime")
+
+
+# --- boot configuration -----------------------------------------------------
+
+def task_ipxe() -> Iterator[Task]:
+    """Per-node iPXE scripts, and the script for unknown MACs."""
+    p = project()
+    for node in p.cluster.nodes:
+        yield _text_task(node.name, p.http / generate.ipxe_path(node),
+                         generate.node_ipxe(p.cluster, node), f"iPXE script of {node.name}")
+    yield _text_task("@unknown", p.http / "ipxe" / "unknown.ipxe",
+                     generate.unknown_ipxe(p.cluster), "iPXE script for unknown MACs")
+
+
+def task_dhcp() -> Iterator[Task]:
+    """ISC dhcpd configuration."""
+    p = project()
+    yield _text_task("dhcpd.conf", p.out / "etc" / "dhcpd.conf", generate.dhcpd_conf(p.cluster),
+                     "ISC dhcpd configuration")
+
+
+def task_nginx() -> Iterator[Task]:
+    """nginx server configuration serving output/http."""
+    p = project()
+    yield _text_task("nginx.conf", p.out / "etc" / "nginx.conf",
+                     generate.nginx_conf(p.cluster, p.http), "nginx server block")

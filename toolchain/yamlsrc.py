@@ -1,0 +1,138 @@
+"""Read YAML into a tree that remembers where every value came from.
+
+PyYAML's own constructors lose positions, accept duplicate keys (last wins) and
+apply YAML 1.1 typing silently (`52:54:00:12:34:56` is a base-60 integer, `no`
+is False). We stop at the composed node graph instead and keep every scalar's
+raw text and resolved tag, so the schema can say "line 12: this MAC is read as
+a number, quote it" instead of building a wrong cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import Loc, WWError
+
+_TAG = "tag:yaml.org,2002:"
+# What a human calls each implicit YAML type, for error messages.
+TYPE_NAMES = {
+    "str": "a string",
+    "int": "a number",
+    "float": "a number",
+    "bool": "a boolean",
+    "null": "empty (null)",
+    "timestamp": "a date",
+    "map": "a mapping",
+    "seq": "a list",
+}
+
+
+@dataclass(frozen=True)
+class YScalar:
+    text: str
+    kind: str  # "str", "int", "float", "bool", "null", "timestamp"
+    quoted: bool
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class YMap:
+    items: tuple[tuple[YScalar, YNode], ...]
+    loc: Loc
+
+    def keys(self) -> list[str]:
+        return [k.text for k, _ in self.items]
+
+
+@dataclass(frozen=True)
+class YSeq:
+    items: tuple[YNode, ...]
+    loc: Loc
+
+
+YNode = YScalar | YMap | YSeq
+
+
+def kind_of(node: YNode) -> str:
+    if isinstance(node, YMap):
+        return "map"
+    if isinstance(node, YSeq):
+        return "seq"
+    return node.kind
+
+
+def _loc(file: str, node: yaml.Node) -> Loc:
+    mark = node.start_mark
+    return Loc(file, mark.line + 1, mark.column + 1)
+
+
+def _convert(file: str, node: yaml.Node, active: set[int]) -> YNode:
+    if isinstance(node, yaml.ScalarNode):
+        tag = node.tag.removeprefix(_TAG)
+        return YScalar(node.value, tag, node.style in ("'", '"', "|", ">"), _loc(file, node))
+    if id(node) in active:
+        raise WWError("a YAML alias refers to itself", loc=_loc(file, node),
+                      hint="remove the recursive anchor/alias")
+    active = active | {id(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return YSeq(tuple(_convert(file, n, active) for n in node.value), _loc(file, node))
+    assert isinstance(node, yaml.MappingNode)
+    items: dict[str, tuple[YScalar, YNode]] = {}
+    merged: dict[str, tuple[YScalar, YNode]] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _TAG + "merge":
+            # `<<: *anchor` copies keys the mapping does not set itself.
+            value = _convert(file, value_node, active)
+            sources = value.items if isinstance(value, YSeq) else (value,)
+            for src in sources:
+                if not isinstance(src, YMap):
+                    raise WWError("`<<` must merge a mapping", loc=src.loc)
+                for k, v in src.items:
+                    merged.setdefault(k.text, (k, v))
+            continue
+        key = _convert(file, key_node, active)
+        if not isinstance(key, YScalar):
+            raise WWError("a mapping key must be a plain name", loc=key.loc,
+                          hint="keys are names such as `image` or `n[01-04]`")
+        if key.text in items:
+            first = items[key.text][0].loc
+            raise WWError(
+                f"duplicate key {key.text!r} (first at line {first.line})",
+                loc=key.loc,
+                hint="YAML would silently keep only the last one; remove or rename one of them",
+            )
+        items[key.text] = (key, _convert(file, value_node, active))
+    for name, pair in merged.items():
+        items.setdefault(name, pair)
+    return YMap(tuple(items.values()), _loc(file, node))
+
+
+def load_text(text: str, file: str) -> YNode:
+    """Parse YAML text; `file` names it in messages."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Loc(file, mark.line + 1, mark.column + 1) if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise WWError(f"YAML syntax: {problem}", loc=loc,
+                      hint="check indentation, colons and quotes around this place") from None
+    except yaml.YAMLError as exc:
+        raise WWError(f"YAML syntax: {exc}", loc=Loc(file, 1, 1)) from None
+    if root is None:
+        return YMap((), Loc(file, 1, 1))
+    return _convert(file, root, set())
+
+
+def load_file(path: Path) -> YNode:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WWError(f"{path} does not exist",
+                      hint="run wwstatic from the directory that holds cluster.yaml") from None
+    except UnicodeDecodeError as exc:
+        raise WWError(f"{path} is not UTF-8 text ({exc.reason})") from None
+    return load_text(text, str(path))
