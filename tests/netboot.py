@@ -8,6 +8,7 @@ by PID and deletes the namespace, also when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -148,10 +149,8 @@ class NetLab:
                     break
                 time.sleep(0.2)
             # Give QEMU a moment to power off by itself once the node said so.
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
         finally:
             self.stop(proc)
         return Boot(serial.read_text(errors="replace") if serial.exists() else "", marks)
