@@ -11,6 +11,9 @@ import itertools
 import re
 
 _NAME = re.compile(r"[A-Za-z0-9._-]*\Z")
+# ASCII digits only (str.isdigit accepts `²`, which int() rejects), and no more
+# than fit in a DNS label (which keeps int() far below Python's 4300-digit limit).
+_NUMBER = re.compile(r"[0-9]{1,63}\Z")
 MAX_HOSTS = 1_000_000
 
 
@@ -44,7 +47,7 @@ def _range(spec: str) -> list[str]:
     out: list[str] = []
     for item in spec.split(","):
         lo, sep, hi = item.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
+        if not _NUMBER.match(lo) or (sep and not _NUMBER.match(hi)):
             raise HostlistError(f"`{item}` is not a number or a range like 01-32")
         if not sep:
             out.append(lo)
@@ -52,7 +55,8 @@ def _range(spec: str) -> list[str]:
         start, end = int(lo), int(hi)
         if end < start:
             raise HostlistError(f"range `{item}` goes backwards")
-        if end - start >= MAX_HOSTS:
+        # Counted before the names are built, so a typo cannot eat all memory.
+        if len(out) + end - start >= MAX_HOSTS:
             raise HostlistError(f"range `{item}` is too large")
         width = len(lo)
         out.extend(str(i).zfill(width) for i in range(start, end + 1))
@@ -61,6 +65,7 @@ def _range(spec: str) -> list[str]:
 
 def _expand_one(word: str) -> list[str]:
     pieces: list[list[str]] = []
+    total = 1
     for m in re.finditer(r"\[([^\]]*)\]|([^\[\]]+)", word):
         if m.group(2) is not None:
             if not _NAME.match(m.group(2)):
@@ -68,11 +73,10 @@ def _expand_one(word: str) -> list[str]:
             pieces.append([m.group(2)])
         else:
             pieces.append(_range(m.group(1)))
-    total = 1
-    for p in pieces:
-        total *= len(p)
-    if total > MAX_HOSTS:
-        raise HostlistError(f"expands to {total} names, more than {MAX_HOSTS}")
+        # Checked per piece: `n[0-9999][0-9999]...` must stop before it grows.
+        total *= len(pieces[-1])
+        if total > MAX_HOSTS:
+            raise HostlistError(f"expands to {total} names, more than {MAX_HOSTS}")
     return ["".join(combo) for combo in itertools.product(*pieces)]
 
 
@@ -86,6 +90,8 @@ def expand(text: str) -> list[str]:
         if not word:
             raise HostlistError("empty name between commas")
         names.extend(_expand_one(word))
+        if len(names) > MAX_HOSTS:
+            raise HostlistError(f"expands to more than {MAX_HOSTS} names")
     return names
 
 

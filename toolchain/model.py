@@ -163,12 +163,17 @@ def _read_head(node: YNode) -> Head:
     http = f"http://{ip}"
     if "http" in keys:
         http = schema.as_str(keys["http"], "head http").rstrip("/")
-    url = urlsplit(http)
+    try:
+        url = urlsplit(http)
+        port = url.port or 80
+    except ValueError:
+        # A bad port or an unclosed `[`: report it like any other bad URL below.
+        url, port = urlsplit(""), 0
     if url.scheme != "http" or not url.hostname or url.path or url.query:
         raise WWError(f"head http `{http}` is not a plain http://host[:port] URL",
                       loc=keys.get("http", m).loc,
                       hint="iPXE fetches over plain HTTP; write e.g. http://10.0.0.1 or http://10.0.0.1:8080")
-    return Head(ip, net, http, url.hostname, url.port or 80)
+    return Head(ip, net, http, url.hostname, port)
 
 
 def _read_image(name: str, node: YNode) -> Image:

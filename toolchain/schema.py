@@ -15,28 +15,33 @@ from .yamlsrc import TYPE_NAMES, YMap, YNode, YScalar, YSeq, kind_of
 _MAC = re.compile(r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}\Z")
 
 
-def _wrong(node: YNode, what: str, hint: str = "") -> WWError:
+def _wrong(node: YNode, what: str, expected: str, hint: str) -> WWError:
     got = TYPE_NAMES.get(kind_of(node), kind_of(node))
     shown = f" `{node.text}`" if isinstance(node, YScalar) and node.text else ""
-    return WWError(f"{what} must be {hint or 'something else'}, but YAML reads{shown} as {got}",
-                   loc=node.loc)
+    return WWError(f"{what} must be {expected}, but YAML reads{shown} as {got}",
+                   loc=node.loc, hint=hint)
 
 
 def as_map(node: YNode, what: str) -> YMap:
     if isinstance(node, YScalar) and node.kind == "null":
         return YMap((), node.loc)
     if not isinstance(node, YMap):
-        raise _wrong(node, what, "a mapping (`key: value` lines indented below it)")
+        raise _wrong(node, what, "a mapping (`key: value` lines indented below it)",
+                     "write `key: value` lines indented below it, or {key: value}")
     return node
 
 
 def as_str(node: YNode, what: str) -> str:
     if isinstance(node, YScalar) and node.kind == "str":
         return node.text
-    err = _wrong(node, what, "a string")
-    if isinstance(node, YScalar):
-        err.hint = f'put it in quotes: "{node.text}"'
-    raise err
+    if isinstance(node, YScalar) and node.kind == "null":
+        hint = "write a value after the colon"
+    elif isinstance(node, YScalar):
+        # A bool, number or date that was meant as text: quoting keeps it text.
+        hint = f'put it in quotes: "{node.text}"'
+    else:
+        hint = "write a single value on the same line, without [ ], `- ` or `key:`"
+    raise _wrong(node, what, "a string", hint)
 
 
 def as_list(node: YNode, what: str) -> list[str]:
@@ -46,7 +51,8 @@ def as_list(node: YNode, what: str) -> list[str]:
     if isinstance(node, YScalar):
         return [as_str(node, what)]
     if not isinstance(node, YSeq):
-        raise _wrong(node, what, "a list such as [a, b]")
+        raise _wrong(node, what, "a list such as [a, b]",
+                     "write the items as [a, b], or as `- a` lines indented below it")
     return [as_str(item, f"each item of {what}") for item in node.items]
 
 

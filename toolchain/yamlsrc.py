@@ -89,7 +89,9 @@ def _convert(file: str, node: yaml.Node, active: set[int]) -> YNode:
             sources = value.items if isinstance(value, YSeq) else (value,)
             for src in sources:
                 if not isinstance(src, YMap):
-                    raise WWError("`<<` must merge a mapping", loc=src.loc)
+                    # At the `<<` itself: an alias's target may be far away.
+                    raise WWError("`<<` must merge a mapping", loc=_loc(file, key_node),
+                                  hint="write `<<: *anchor` where the anchor names a mapping")
                 for k, v in src.items:
                     merged.setdefault(k.text, (k, v))
             continue
@@ -120,6 +122,12 @@ def load_text(text: str, file: str) -> YNode:
         problem = exc.problem or exc.context or "invalid YAML"
         raise WWError(f"YAML syntax: {problem}", loc=loc,
                       hint="check indentation, colons and quotes around this place") from None
+    except yaml.reader.ReaderError as exc:
+        # Not a MarkedYAMLError: it knows only the character offset, so count lines ourselves.
+        before = text[:exc.position]
+        loc = Loc(file, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        raise WWError(f"YAML syntax: control character U+{exc.character:04X} is not allowed", loc=loc,
+                      hint="remove it or write it as an escape inside double quotes") from None
     except yaml.YAMLError as exc:
         raise WWError(f"YAML syntax: {exc}", loc=Loc(file, 1, 1)) from None
     if root is None:
