@@ -39,7 +39,7 @@ def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The shipped demo, built, with nodes told to power off once booted."""
     def edit(data: dict[str, object]) -> None:
         profile = data["profiles"]["default"]  # type: ignore[index]
-        profile["kernel_args"] += ["wwstatic.demo=poweroff", "panic=5"]
+        profile["kernel"]["args"] += ["wwstatic.demo=poweroff", "panic=5"]
 
     project = make_project(tmp_path_factory.mktemp("demo"), edit)
     done = run_doit(project)

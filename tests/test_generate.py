@@ -55,6 +55,21 @@ def test_dhcpd_accepts_config(cluster: Cluster, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_dhcpd_range_and_lease_time(tmp_path: Path) -> None:
+    text = (REPO / "cluster.yaml").read_text()
+    text += "dhcp:\n  range: {start: 10.99.0.200, end: 10.99.0.250}\n  lease_time: 7200\n"
+    (tmp_path / "cluster.yaml").write_text(text)
+    (tmp_path / "overlays").symlink_to(REPO / "overlays")
+    conf = generate.dhcpd_conf(load_cluster(tmp_path / "cluster.yaml"))
+    assert "  range 10.99.0.200 10.99.0.250;" in conf
+    assert "max-lease-time 7200;" in conf
+    (tmp_path / "dhcpd.conf").write_text(conf)
+    (tmp_path / "leases").touch()
+    done = subprocess.run(["dhcpd", "-4", "-t", "-cf", str(tmp_path / "dhcpd.conf"),
+                           "-lf", str(tmp_path / "leases")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
 def test_dhcpd_rejects_broken_config(tmp_path: Path) -> None:
     # The check above can fail: a broken file is refused.
     conf = tmp_path / "dhcpd.conf"

@@ -11,11 +11,6 @@ import jinja2
 from .model import Cluster, Node
 
 TEMPLATES = Path(__file__).parent / "templates"
-# Long enough that a node downloading a large image keeps its lease (Warewulf's
-# 120 s broke 12 GB images, its #1937).
-LEASE_TIME = 3600
-
-
 @cache
 def _env() -> jinja2.Environment:
     return jinja2.Environment(
@@ -50,7 +45,7 @@ def ipxe_path(node: Node) -> str:
 
 
 def node_ipxe(cluster: Cluster, node: Node) -> str:
-    return _render("node.ipxe.j2", node=node, head=cluster.head,
+    return _render(f"ipxe/{node.ipxe_template}.ipxe.j2", node=node, head=cluster.head,
                    kernel=kernel_url(node.image), image=image_url(node.image),
                    system=overlay_url(node.name, "system"),
                    runtime=overlay_url(node.name, "runtime"))
@@ -61,8 +56,8 @@ def unknown_ipxe(cluster: Cluster) -> str:
 
 
 def dhcpd_conf(cluster: Cluster) -> str:
-    return _render("dhcpd.conf.j2", head=cluster.head, nodes=cluster.nodes,
-                   cluster_file=Path(cluster.path).name, lease_time=LEASE_TIME)
+    return _render("dhcpd.conf.j2", head=cluster.head, nodes=cluster.nodes, dhcp=cluster.dhcp,
+                   cluster_file=Path(cluster.path).name, lease_time=cluster.dhcp.lease_time)
 
 
 def nginx_conf(cluster: Cluster, http_root: Path) -> str:

@@ -1,66 +1,30 @@
 """The cluster model: cluster.yaml in, immutable resolved nodes out.
 
-One table (`SETTINGS`) lists every per-node setting with its parser, how it
-merges and its help; the loader, the merge and the docs all read it. Profiles
-and nodes share it; `mac` and `ip` belong to nodes only.
+Reading follows the field table in spec.py (see reader.py); this module merges
+each node's profiles and its own settings, fills in defaults, checks the whole
+cluster (names, MACs and addresses unique across nodes and devices; images,
+overlays and templates that exist) and reports every error of the file at once.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import schema
-from .errors import Loc, WWError
+from . import spec
+from .errors import Loc, WWError, WWErrors
 from .hostlist import HostlistError, expand
-from .yamlsrc import YMap, YNode, YScalar, YSeq, load_file
+from .reader import Reader, Tree, Val, flatten, instantiate, merge
+from .schema import as_map, as_name
+from .spec import NODE
+from .yamlsrc import YMap, YNode, load_file
 
-
-class Merge(StrEnum):
-    SCALAR = "scalar"  # the last profile that sets it wins; the node wins over all
-    LIST = "list"      # appended in merge order; `~item` removes an item
-
-
-@dataclass(frozen=True)
-class Setting:
-    key: str
-    parse: Callable[[YNode, str], Any]
-    merge: Merge
-    help: str
-    node_only: bool = False
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting("profiles", schema.as_list, Merge.LIST,
-            "profiles merged into this one, in order; `~name` drops a profile"),
-    Setting("comment", schema.as_str, Merge.SCALAR, "free text"),
-    Setting("image", schema.as_name, Merge.SCALAR, "the image (under `images:`) the node boots"),
-    Setting("kernel_args", schema.as_list, Merge.LIST,
-            "kernel command line arguments; `~arg` removes one set by a profile"),
-    Setting("init", schema.as_path, Merge.SCALAR,
-            "what wwinit executes when it is done (default /sbin/init)"),
-    Setting("system_overlays", schema.as_list, Merge.LIST,
-            "overlays unpacked at boot before init runs; `~name` removes one"),
-    Setting("runtime_overlays", schema.as_list, Merge.LIST,
-            "overlays unpacked at boot and refreshed by wwclient; `~name` removes one"),
-    Setting("device", schema.as_name, Merge.SCALAR,
-            "interface name the node gives its cluster NIC (default: the kernel's name)"),
-    Setting("gateway", schema.as_ipv4, Merge.SCALAR, "default route of the node"),
-    Setting("mac", schema.as_mac, Merge.SCALAR,
-            "MAC of the cluster NIC; a list with one MAC per name for a hostlist key",
-            node_only=True),
-    Setting("ip", schema.as_ipv4, Merge.SCALAR,
-            "IPv4 address; for a hostlist key, the first node's, counted up per node",
-            node_only=True),
-)
-_BY_KEY = {s.key: s for s in SETTINGS}
-DEFAULT_INIT = "/sbin/init"
+SHIPPED_OVERLAYS = Path(__file__).parent / "overlays"
+IPXE_TEMPLATES = Path(__file__).parent / "templates" / "ipxe"
 
 
 @dataclass(frozen=True)
@@ -70,6 +34,7 @@ class Head:
     http: str  # base URL the nodes fetch from, no trailing slash
     http_host: str
     http_port: int
+    fqdn: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,29 +48,115 @@ class Image:
 
 
 @dataclass(frozen=True)
-class Node:
+class NetDev:
     name: str
+    type: str
+    device: str
     mac: str
     ip: str
     netmask: str
     prefix: int
     gateway: str
-    device: str
+    mtu: int
+    primary: bool
+    onboot: bool
+    tags: dict[str, str]
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.ip}/{self.prefix}" if self.ip else ""
+
+
+@dataclass(frozen=True)
+class Ipmi:
+    ip: str = ""
+    netmask: str = ""
+    gateway: str = ""
+    user: str = ""
+    password: str = ""
+    interface: str = "lanplus"
+    port: int = 623
+    write: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    version: str = ""
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
     image: str
+    kernel: Kernel
     init: str
-    kernel_args: tuple[str, ...]
+    root: str
+    ipxe_template: str
     system_overlays: tuple[str, ...]
     runtime_overlays: tuple[str, ...]
+    network: dict[str, NetDev]
+    primary_network: str
+    ipmi: Ipmi
+    tags: dict[str, str]
+    resources: dict[str, Any]
+    disks: dict[str, Any]
+    filesystems: dict[str, Any]
     profiles: tuple[str, ...]
     comment: str = ""
+    discoverable: bool = False
+    asset_key: str = ""
+
+    # The primary device's settings, which the boot chain uses.
+    @property
+    def primary(self) -> NetDev:
+        return self.network[self.primary_network]
+
+    @property
+    def mac(self) -> str:
+        return self.primary.mac
 
     @property
     def mac_hyphen(self) -> str:
         """The MAC as iPXE's ${mac:hexhyp} writes it."""
         return self.mac.replace(":", "-")
 
+    @property
+    def ip(self) -> str:
+        return self.primary.ip
+
+    @property
+    def netmask(self) -> str:
+        return self.primary.netmask
+
+    @property
+    def prefix(self) -> int:
+        return self.primary.prefix
+
+    @property
+    def gateway(self) -> str:
+        return self.primary.gateway
+
+    @property
+    def device(self) -> str:
+        return self.primary.device
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(asdict(self), sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Dhcp:
+    range_start: str = ""
+    range_end: str = ""
+    lease_time: int = 3600
+
+
+@dataclass(frozen=True)
+class Export:
+    path: str
+    options: str
 
 
 @dataclass(frozen=True)
@@ -114,7 +165,12 @@ class Cluster:
     head: Head
     images: dict[str, Image]
     nodes: tuple[Node, ...]
+    dhcp: Dhcp = Dhcp()
+    nfs_exports: tuple[Export, ...] = ()
+    ssh_key_types: tuple[str, ...] = ("ed25519", "ecdsa", "rsa")
+    wwclient_interval: int = 60
     node_locs: dict[str, Loc] = field(default_factory=dict, compare=False, repr=False)
+    sources: dict[str, dict[str, Val]] = field(default_factory=dict, compare=False, repr=False)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -123,254 +179,399 @@ class Cluster:
         raise KeyError(name)
 
 
-# --- reading --------------------------------------------------------------
-
-_TOP = {
-    "head": "the provisioning server: its IP, the cluster network, the HTTP base URL",
-    "images": "OS images the nodes boot, by name",
-    "profiles": "named groups of settings that nodes list under `profiles`",
-    "nodes": "the nodes, by name or hostlist such as n[01-04]",
-}
-_HEAD = {
-    "ip": "the head's IPv4 address on the cluster network",
-    "network": "the cluster network, e.g. 10.0.0.0/24",
-    "http": "base URL nodes fetch files from (default http://<ip>)",
-}
-_IMAGE = {
-    "demo": "build a small busybox image with a Debian kernel (keys: kernel_package, modules)",
-    "root": "use this root directory (a chroot) as the image",
-    "exclude": "glob patterns of image paths left out of the archive, e.g. /boot/*",
-}
-_DEMO = {
-    "kernel_package": "Debian package whose kernel the demo boots",
-    "modules": "kernel modules (and their dependencies) copied into the image",
-}
+def known_overlays(project: Path) -> set[str]:
+    return {p.parent.name for base in (project / "overlays", SHIPPED_OVERLAYS)
+            for p in base.glob("*/rootfs") if p.is_dir()}
 
 
-def _read_head(node: YNode) -> Head:
-    m = schema.as_map(node, "head")
-    schema.check_keys(m, _HEAD, "head")
-    vals = dict(m.items)
-    keys = {k.text: v for k, v in vals.items()}
-    for req in ("ip", "network"):
-        if req not in keys:
-            raise WWError(f"head has no `{req}`", loc=m.loc, hint=f"add `{req}:` under head")
-    ip = schema.as_ipv4(keys["ip"], "head ip")
-    net = schema.as_network(keys["network"], "head network")
-    if ip not in net:
-        raise WWError(f"head ip {ip} is not inside the cluster network {net}",
-                      loc=keys["ip"].loc, hint="fix either the ip or the network")
-    http = f"http://{ip}"
-    if "http" in keys:
-        http = schema.as_str(keys["http"], "head http").rstrip("/")
-    try:
-        url = urlsplit(http)
-        port = url.port or 80
-    except ValueError:
-        # A bad port or an unclosed `[`: report it like any other bad URL below.
-        url, port = urlsplit(""), 0
-    if url.scheme != "http" or not url.hostname or url.path or url.query:
-        raise WWError(f"head http `{http}` is not a plain http://host[:port] URL",
-                      loc=keys.get("http", m).loc,
-                      hint="iPXE fetches over plain HTTP; write e.g. http://10.0.0.1 or http://10.0.0.1:8080")
-    return Head(ip, net, http, url.hostname, port)
+def known_ipxe_templates() -> set[str]:
+    return {p.name.removesuffix(".ipxe.j2") for p in IPXE_TEMPLATES.glob("*.ipxe.j2")}
 
 
-def _read_image(name: str, node: YNode) -> Image:
-    m = schema.as_map(node, f"image {name}")
-    schema.check_keys(m, _IMAGE, f"image {name}")
-    keys = {k.text: v for k, v in m.items}
-    builders = [b for b in ("demo", "root") if b in keys]
-    if len(builders) != 1:
-        raise WWError(f"image {name} needs exactly one of `demo` or `root`", loc=m.loc,
-                      hint="`root: /path/to/chroot`, or `demo: {}` for the built-in demo image")
-    exclude = tuple(schema.as_list(keys["exclude"], "exclude")) if "exclude" in keys else ()
-    if builders[0] == "root":
-        return Image(name, "root", root=schema.as_path(keys["root"], f"image {name} root"),
-                     exclude=exclude)
-    demo = schema.as_map(keys["demo"], f"image {name} demo")
-    schema.check_keys(demo, _DEMO, f"image {name} demo")
-    opts = {k.text: v for k, v in demo.items}
-    package = (schema.as_name(opts["kernel_package"], "kernel_package")
-               if "kernel_package" in opts else Image.kernel_package)
-    mods = tuple(schema.as_list(opts["modules"], "modules")) if "modules" in opts else ()
-    return Image(name, "demo", kernel_package=package, modules=mods,
-                 exclude=exclude or ("/boot/*",))
+# --- loading --------------------------------------------------------------------
+
+def load_cluster(path: Path, keep_sources: bool = False) -> Cluster:
+    """Read, validate and resolve cluster.yaml; raise WWErrors with every mistake."""
+    return _Loader(path, keep_sources).load()
 
 
-# A layer of settings (a profile or a node) as read: key -> (value, where set).
-Layer = dict[str, tuple[Any, Loc]]
+def _get(tree: Tree, *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return default
+        tree = tree[key]
+    return tree.value if isinstance(tree, Val) else tree
 
 
-def _read_layer(node: YNode, what: str, is_node: bool) -> tuple[Layer, YMap]:
-    m = schema.as_map(node, what)
-    allowed = {s.key: s.help for s in SETTINGS if is_node or not s.node_only}
-    schema.check_keys(m, allowed, what)
-    layer: Layer = {}
-    for key, value in m.items:
-        setting = _BY_KEY[key.text]
-        if is_node and key.text in ("mac",) and isinstance(value, YSeq):
-            layer[key.text] = ([schema.as_mac(v, "mac") for v in value.items], value.loc)
-            continue
-        layer[key.text] = (setting.parse(value, key.text), value.loc)
-    return layer, m
+def _loc(tree: Tree, *keys: str, default: Loc) -> Loc:
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return default
+        tree = tree[key]
+    return tree.loc if isinstance(tree, Val) else default
 
 
-def _apply_list(acc: list[str], items: list[str]) -> list[str]:
-    out = list(acc)
-    for item in items:
-        if item.startswith("~"):
-            out = [x for x in out if x != item[1:]]
-        else:
-            out.append(item)
-    return out
+class _Loader:
+    def __init__(self, path: Path, keep_sources: bool) -> None:
+        self.path = path
+        self.keep_sources = keep_sources
+        self.r = Reader()
+        self.file_loc = Loc(str(path), 1, 1)
 
+    def error(self, message: str, loc: Loc | None, hint: str) -> None:
+        self.r.errors.append(WWError(message, loc=loc or self.file_loc, hint=hint))
 
-def merge_layers(layers: list[Layer]) -> Layer:
-    """Merge profile layers then the node's, left to right (pure; see SETTINGS)."""
-    out: Layer = {}
-    for layer in layers:
-        for key, (value, loc) in layer.items():
-            if key == "profiles":
+    def load(self) -> Cluster:
+        root = load_file(self.path)  # a syntax error stops here: nothing else is readable
+        r = self.r
+        # Profiles and nodes are read below, each with its own name as the source.
+        top_fields = tuple(spec.Field(f.key, spec.Kind.FREE, f.help) if f.key in ("profiles", "nodes")
+                           else f for f in spec.TOP)
+        top = r.struct(top_fields, root, "the cluster file", "cluster")
+        head = self.head(top.get("head"), root)
+        images = self.images(top.get("images", {}))
+        ymap = {k.text: v for k, v in root.items} if isinstance(root, YMap) else {}
+        profiles = self.profiles(ymap.get("profiles"))
+        nodes, locs, sources = self.nodes(ymap.get("nodes"), head, images, profiles)
+        dhcp = self.dhcp(top.get("dhcp", {}), head, nodes, locs)
+        if head is not None:
+            self.check_unique(nodes, locs, head)
+        if r.errors:
+            raise WWErrors(r.errors)
+        assert head is not None
+        exports = tuple(Export(_get(e, "path"), _get(e, "options", default="rw,sync,no_subtree_check"))
+                        for e in _get(top, "nfs", "exports", default=[]))
+        return Cluster(
+            str(self.path), head, images, tuple(nodes), dhcp=dhcp, nfs_exports=exports,
+            ssh_key_types=tuple(_get(top, "ssh", "key_types", default=["ed25519", "ecdsa", "rsa"])),
+            wwclient_interval=_get(top, "wwclient", "interval", default=60),
+            node_locs=locs, sources=sources)
+
+    # --- head, images, dhcp -------------------------------------------------------
+    def head(self, tree: Tree | None, root: YNode) -> Head | None:
+        if tree is None:
+            if not any(err.message.startswith("the cluster file must") for err in self.r.errors):
+                self.error("the cluster file has no `head` section", root.loc,
+                           "add head: {ip: ..., network: ...}")
+            return None
+        where = root.loc
+        for req in ("ip", "network"):
+            if req not in tree:
+                self.error(f"head has no `{req}`", where, f"add `{req}:` under head")
+        if "ip" not in tree or "network" not in tree:
+            return None
+        ip = tree["ip"].value
+        try:
+            net = ipaddress.IPv4Network(tree["network"].value, strict=True)
+        except ValueError as exc:
+            self.error(f"head network `{tree['network'].value}` is not an IPv4 network: {exc}",
+                       tree["network"].loc, "write the network address and prefix, e.g. 10.0.0.0/24")
+            return None
+        if ip not in net:
+            self.error(f"head ip {ip} is not inside the cluster network {net}", tree["ip"].loc,
+                       "fix either the ip or the network")
+        http = str(_get(tree, "http", default=f"http://{ip}")).rstrip("/")
+        try:
+            url = urlsplit(http)
+            port = url.port or 80
+            host = url.hostname
+        except ValueError:
+            host, port = None, 0
+        if url.scheme != "http" or not host or url.path or url.query:
+            self.error(f"head http `{http}` is not a plain http://host[:port] URL",
+                       _loc(tree, "http", default=where),
+                       "iPXE fetches over plain HTTP; write e.g. http://10.0.0.1 or http://10.0.0.1:8080")
+            return None
+        return Head(ip, net, http, host, port, _get(tree, "fqdn", default=""))
+
+    def images(self, tree: Tree) -> dict[str, Image]:
+        out: dict[str, Image] = {}
+        for name, sub in tree.items():
+            builders = [b for b in ("demo", "root") if b in sub]
+            if len(builders) != 1:
+                self.error(f"image {name} needs exactly one of `demo` or `root`", None,
+                           "`root: /path/to/chroot`, or `demo: {}` for the built-in demo image")
                 continue
-            if _BY_KEY[key].merge is Merge.LIST:
-                prev = out.get(key, ([], loc))[0]
-                out[key] = (_apply_list(prev, value), loc)
+            exclude = tuple(_get(sub, "exclude", default=[]))
+            if builders[0] == "root":
+                out[name] = Image(name, "root", root=_get(sub, "root"), exclude=exclude)
             else:
-                out[key] = (value, loc)
-    return out
+                out[name] = Image(name, "demo",
+                                  kernel_package=_get(sub, "demo", "kernel_package",
+                                                      default=Image.kernel_package),
+                                  modules=tuple(_get(sub, "demo", "modules", default=[])),
+                                  exclude=exclude or ("/boot/*",))
+        return out
 
-
-def expand_profiles(start: list[str], profiles: dict[str, Layer], where: Loc) -> list[str]:
-    """Depth-first expansion: a profile's own profiles come before it."""
-    order: list[str] = []
-    dropped = {p[1:] for p in start if p.startswith("~")}
-
-    def visit(name: str, chain: list[str], loc: Loc) -> None:
-        if name in chain:
-            raise WWError("profiles include each other in a cycle: " + " -> ".join([*chain, name]),
-                          loc=loc, hint="remove one of these profile references")
-        if name not in profiles:
-            raise WWError(f"profile `{name}` is not defined", loc=loc,
-                          hint="defined profiles: " + (", ".join(sorted(profiles)) or "none"))
-        if name in order:
-            return
-        inner, inner_loc = profiles[name].get("profiles", ([], loc))
-        for sub in inner:
-            if sub.startswith("~"):
-                dropped.add(sub[1:])
-            else:
-                visit(sub, [*chain, name], inner_loc)
-        order.append(name)
-
-    for name in start:
-        if not name.startswith("~"):
-            visit(name, [], where)
-    return [p for p in order if p not in dropped]
-
-
-def load_cluster(path: Path) -> Cluster:
-    """Read, validate and resolve cluster.yaml; raise WWError on any mistake."""
-    root = schema.as_map(load_file(path), "the cluster file")
-    schema.check_keys(root, _TOP, "the cluster file")
-    top = {k.text: (k, v) for k, v in root.items}
-    if "head" not in top:
-        raise WWError("the cluster file has no `head` section", loc=root.loc,
-                      hint="add head: {ip: ..., network: ...}")
-    head = _read_head(top["head"][1])
-
-    images: dict[str, Image] = {}
-    if "images" in top:
-        for k, v in schema.as_map(top["images"][1], "images").items:
-            images[schema.as_name(k, "image name")] = _read_image(k.text, v)
-
-    profiles: dict[str, Layer] = {}
-    if "profiles" in top:
-        for k, v in schema.as_map(top["profiles"][1], "profiles").items:
-            profiles[schema.as_name(k, "profile name")] = _read_layer(v, f"profile {k.text}", False)[0]
-
-    nodes: list[Node] = []
-    locs: dict[str, Loc] = {}
-    if "nodes" in top:
-        for k, v in schema.as_map(top["nodes"][1], "nodes").items:
-            nodes.extend(_read_nodes(k, v, head, images, profiles, locs))
-    _check_unique(nodes, locs, head)
-    return Cluster(str(path), head, images, tuple(nodes), locs)
-
-
-def _read_nodes(key: YScalar, value: YNode, head: Head, images: dict[str, Image],
-                profiles: dict[str, Layer], locs: dict[str, Loc]) -> list[Node]:
-    keytext = schema.as_str(key, "node name")
-    try:
-        names = expand(keytext)
-    except HostlistError as exc:
-        raise WWError(f"node key `{keytext}` is not a valid hostlist: {exc}", loc=key.loc,
-                      hint="write a name (n01) or a hostlist (n[01-04], r[1-2]n[01-32])") from None
-    for name in names:
-        if not schema.NAME.match(name):
-            raise WWError(f"node name `{name}` is not valid", loc=key.loc,
-                          hint="use letters, digits, `.`, `_` and `-`")
-    own, ymap = _read_layer(value, f"node {keytext}", True)
-    chosen = expand_profiles(own.get("profiles", ([], key.loc))[0], profiles,
-                             own.get("profiles", (None, key.loc))[1])
-    merged = merge_layers([profiles[p] for p in chosen] + [own])
-    for req, hint in (("mac", 'mac: "52:54:00:12:34:56"'), ("ip", "ip: 10.0.0.11"),
-                      ("image", "image: <name>, here or in a profile")):
-        if req not in merged:
-            raise WWError(f"node {keytext} has no `{req}`", loc=ymap.loc, hint=f"add {hint}")
-    image, image_loc = merged["image"]
-    if image not in images:
-        raise WWError(f"image `{image}` is not defined", loc=image_loc,
-                      hint="defined images: " + (", ".join(sorted(images)) or "none"))
-
-    macs, mac_loc = merged["mac"]
-    if isinstance(macs, str):
-        macs = [macs]
-    if len(macs) != len(names):
-        raise WWError(f"`{keytext}` names {len(names)} node(s) but gives {len(macs)} MAC(s)",
-                      loc=mac_loc, hint="give a list with exactly one MAC per node, in hostlist order")
-    first_ip, ip_loc = merged["ip"]
-    out = []
-    for i, name in enumerate(names):
-        ip = first_ip + i
-        if ip not in head.network or ip in (head.network.network_address,
-                                            head.network.broadcast_address):
-            raise WWError(f"node {name} would get IP {ip}, outside the usable addresses of "
-                          f"{head.network}", loc=ip_loc,
-                          hint="choose a first IP that leaves room for every node of the hostlist")
-        gateway = merged.get("gateway", ("", None))[0]
-        out.append(Node(
-            name=name,
-            mac=macs[i],
-            ip=str(ip),
-            netmask=str(head.network.netmask),
-            prefix=head.network.prefixlen,
-            gateway=str(gateway),
-            device=merged.get("device", ("", None))[0],
-            image=image,
-            init=merged.get("init", (DEFAULT_INIT, None))[0],
-            kernel_args=tuple(merged.get("kernel_args", ([], None))[0]),
-            system_overlays=tuple(merged.get("system_overlays", ([], None))[0]),
-            runtime_overlays=tuple(merged.get("runtime_overlays", ([], None))[0]),
-            profiles=tuple(chosen),
-            comment=merged.get("comment", ("", None))[0],
-        ))
-        if name in locs:
-            raise WWError(f"node {name} is defined twice (first at line {locs[name].line})",
-                          loc=key.loc, hint="each node name may appear in one node key only")
-        locs[name] = key.loc
-    return out
-
-
-def _check_unique(nodes: list[Node], locs: dict[str, Loc], head: Head) -> None:
-    for attr, what in (("mac", "MAC"), ("ip", "IP")):
-        seen: dict[str, str] = {}
+    def dhcp(self, tree: Tree, head: Head | None, nodes: list[Node],
+             locs: dict[str, Loc]) -> Dhcp:
+        start, end = _get(tree, "range", "start"), _get(tree, "range", "end")
+        lease = _get(tree, "lease_time", default=3600)
+        if "range" in tree and (start is None or end is None):
+            self.error("dhcp range needs both `start` and `end`", _loc(tree, "range", "start",
+                       default=self.file_loc), "write range: {start: 10.0.0.200, end: 10.0.0.250}")
+            return Dhcp(lease_time=lease)
+        if start is None or head is None:
+            return Dhcp(lease_time=lease)
+        for key, ip in (("start", start), ("end", end)):
+            if ip not in head.network:
+                self.error(f"dhcp range {key} {ip} is outside the cluster network {head.network}",
+                           _loc(tree, "range", key, default=self.file_loc),
+                           "choose addresses of the cluster network")
+        if end < start:
+            self.error(f"dhcp range ends ({end}) before it starts ({start})",
+                       _loc(tree, "range", "end", default=self.file_loc), "swap start and end")
         for n in nodes:
-            value = getattr(n, attr)
-            if attr == "ip" and value == str(head.ip):
-                raise WWError(f"node {n.name} has the head's IP {value}", loc=locs[n.name],
-                              hint="give the node another address")
-            if value in seen:
-                raise WWError(f"nodes {seen[value]} and {n.name} have the same {what} {value}",
-                              loc=locs[n.name], hint=f"every node needs its own {what}")
-            seen[value] = n.name
+            for dev in n.network.values():
+                if dev.ip and start <= ipaddress.IPv4Address(dev.ip) <= end:
+                    self.error(f"node {n.name} has {dev.ip}, inside the dynamic DHCP range",
+                               locs[n.name], "move the range or the node's address")
+        return Dhcp(str(start), str(end), lease)
+
+    # --- profiles and nodes -------------------------------------------------------
+    def profiles(self, node: YNode | None) -> dict[str, Tree]:
+        if node is None:
+            return {}
+        out: dict[str, Tree] = {}
+        ymap = self.r.guard(as_map, node, "profiles")
+        for key, value in ymap.items if ymap else ():
+            name = self.r.guard(as_name, key, "profile name")
+            if name:
+                out[name] = self.r.struct(NODE, value, f"profile {name}", f"profile {name}",
+                                          is_node=False)
+        return out
+
+    def expand_profiles(self, start: list[str], profiles: dict[str, Tree], where: Loc) -> list[str]:
+        """Depth-first: a profile's own profiles come before it; `~name` drops one."""
+        order: list[str] = []
+        dropped = {p[1:] for p in start if p.startswith("~")}
+
+        def visit(name: str, chain: list[str], loc: Loc) -> None:
+            if name in chain:
+                raise WWError("profiles include each other in a cycle: " + " -> ".join([*chain, name]),
+                              loc=loc, hint="remove one of these profile references")
+            if name not in profiles:
+                raise WWError(f"profile `{name}` is not defined", loc=loc,
+                              hint="defined profiles: " + (", ".join(sorted(profiles)) or "none"))
+            if name in order:
+                return
+            inner: Val | None = profiles[name].get("profiles")
+            if inner is not None:
+                for sub in inner.value:
+                    if sub.startswith("~"):
+                        dropped.add(sub[1:])
+                    else:
+                        visit(sub, [*chain, name], inner.loc)
+            order.append(name)
+
+        for name in start:
+            if not name.startswith("~"):
+                visit(name, [], where)
+        return [p for p in order if p not in dropped]
+
+    def nodes(self, node: YNode | None, head: Head | None, images: dict[str, Image],
+              profiles: dict[str, Tree]) -> tuple[list[Node], dict[str, Loc], dict[str, dict[str, Val]]]:
+        nodes: list[Node] = []
+        locs: dict[str, Loc] = {}
+        sources: dict[str, dict[str, Val]] = {}
+        if node is None:
+            return nodes, locs, sources
+        ymap = self.r.guard(as_map, node, "nodes")
+        chains: dict[tuple[str, ...], Tree] = {}
+        project = self.path.parent
+        checks = _Checks(known_overlays(project), known_ipxe_templates(), images)
+        for key, value in ymap.items if ymap else ():
+            try:
+                names = expand(key.text)
+            except HostlistError as exc:
+                self.error(f"node key `{key.text}` is not a valid hostlist: {exc}", key.loc,
+                           "write a name (n01) or a hostlist (n[01-04], r[1-2]n[01-32])")
+                continue
+            before = len(self.r.errors)
+            own = self.r.struct(NODE, value, f"node {key.text}", "node", count=len(names))
+            plist = own.get("profiles")
+            chosen = self.r.guard(self.expand_profiles, plist.value if plist else [], profiles,
+                                  plist.loc if plist else key.loc)
+            if chosen is None or len(self.r.errors) > before:
+                continue
+            base = chains.get(tuple(chosen))
+            if base is None:
+                base = {}
+                for p in chosen:
+                    base = merge(NODE, base, profiles[p])
+                chains[tuple(chosen)] = base
+            for i, name in enumerate(names):
+                if name in locs:
+                    self.error(f"node {name} is defined twice (first at line {locs[name].line})",
+                               key.loc, "each node name may appear in one node key only")
+                    continue
+                locs[name] = key.loc
+                merged = merge(NODE, base, instantiate(NODE, own, i))
+                built = checks.node(self, name, merged, tuple(chosen), head, key.loc)
+                if built is not None:
+                    nodes.append(built)
+                    if self.keep_sources:
+                        sources[name] = flatten(merged)
+        return nodes, locs, sources
+
+    def check_unique(self, nodes: list[Node], locs: dict[str, Loc], head: Head) -> None:
+        macs: dict[str, str] = {}
+        ips: dict[str, str] = {str(head.ip): "the head"}
+        for n in nodes:
+            for dev in n.network.values():
+                what = f"node {n.name} network {dev.name}"
+                if dev.mac:
+                    if dev.mac in macs:
+                        self.error(f"{what} has MAC {dev.mac}, already used by {macs[dev.mac]}",
+                                   locs[n.name], "every device needs its own MAC")
+                    macs.setdefault(dev.mac, what)
+                if dev.ip:
+                    if dev.ip in ips:
+                        self.error(f"{what} has IP {dev.ip}, already used by {ips[dev.ip]}",
+                                   locs[n.name], "give every device its own address")
+                    ips.setdefault(dev.ip, what)
+            if n.ipmi.ip:
+                what = f"node {n.name} ipmi"
+                if n.ipmi.ip in ips:
+                    self.error(f"{what} has IP {n.ipmi.ip}, already used by {ips[n.ipmi.ip]}",
+                               locs[n.name], "give every BMC its own address")
+                ips.setdefault(n.ipmi.ip, what)
+
+
+@dataclass(frozen=True)
+class _Checks:
+    overlays: set[str]
+    templates: set[str]
+    images: dict[str, Image]
+
+    def node(self, ld: _Loader, name: str, t: Tree, chain: tuple[str, ...], head: Head | None,
+             key_loc: Loc) -> Node | None:
+        what = f"node {name}"
+
+        def loc(*keys: str) -> Loc:
+            return _loc(t, *keys, default=key_loc)
+
+        image = _get(t, "image")
+        if image is None:
+            ld.error(f"{what} has no `image`", key_loc, "add image: <name>, here or in a profile")
+        elif image not in self.images:
+            ld.error(f"image `{image}` is not defined", loc("image"),
+                     "defined images: " + (", ".join(sorted(self.images)) or "none"))
+        for kind in ("system_overlays", "runtime_overlays"):
+            for ov in _get(t, kind, default=[]):
+                if ov not in self.overlays:
+                    ld.error(f"{what}: overlay `{ov}` does not exist", loc(kind),
+                             f"create overlays/{ov}/rootfs/ or use one of: "
+                             + ", ".join(sorted(self.overlays)))
+        template = _get(t, "ipxe_template", default="default")
+        if template not in self.templates:
+            ld.error(f"{what}: iPXE template `{template}` does not exist", loc("ipxe_template"),
+                     "use one of: " + ", ".join(sorted(self.templates)))
+        root = _get(t, "root", default="initramfs")
+        if root not in ("initramfs", "tmpfs") and not root.startswith("/dev/"):
+            ld.error(f"{what}: root `{root}` is not initramfs, tmpfs or a device", loc("root"),
+                     "write initramfs (run from RAM), tmpfs, or a device such as /dev/sda2")
+
+        network = self.network(ld, what, t.get("network", {}), head, key_loc)
+        ipmi_tree = t.get("ipmi", {})
+        ipmi = Ipmi(ip=str(_get(ipmi_tree, "ip", default="") or ""),
+                    netmask=_get(ipmi_tree, "netmask", default=""),
+                    gateway=str(_get(ipmi_tree, "gateway", default="")),
+                    user=_get(ipmi_tree, "user", default=""),
+                    password=_get(ipmi_tree, "password", default=""),
+                    interface=_get(ipmi_tree, "interface", default="lanplus"),
+                    port=_get(ipmi_tree, "port", default=623),
+                    write=_get(ipmi_tree, "write", default=False),
+                    tags={k: v.value for k, v in ipmi_tree.get("tags", {}).items()})
+        if ipmi_tree.get("ip") is not None and ipmi_tree["ip"].value is None:
+            ld.error(f"{what}: ipmi ip counted past 255.255.255.255", loc("ipmi", "ip"),
+                     "choose a lower first address")
+        for path, fs in t.get("filesystems", {}).items():
+            fmt = _get(fs, "format")
+            if fmt and fmt != "swap" and not _get(fs, "path"):
+                ld.error(f"{what}: file system {path} ({fmt}) has no `path`", key_loc,
+                         "add path: /mount/point")
+        # A node with other errors is still returned (the cluster is not) so
+        # that its MACs and addresses take part in the uniqueness checks.
+        if network is None:
+            return None
+        primary = next(d.name for d in network.values() if d.primary)
+        return Node(
+            name=name, image=image, kernel=Kernel(_get(t, "kernel", "version", default=""),
+                                                  tuple(_get(t, "kernel", "args", default=[]))),
+            init=_get(t, "init", default="/sbin/init"), root=root, ipxe_template=template,
+            system_overlays=tuple(_get(t, "system_overlays", default=[])),
+            runtime_overlays=tuple(_get(t, "runtime_overlays", default=[])),
+            network=network, primary_network=primary, ipmi=ipmi,
+            tags={k: v.value for k, v in t.get("tags", {}).items()},
+            resources=_get(t, "resources", default={}),
+            disks={d: _plain_struct(v) for d, v in t.get("disks", {}).items()},
+            filesystems={d: _plain_struct(v) for d, v in t.get("filesystems", {}).items()},
+            profiles=chain, comment=_get(t, "comment", default=""),
+            discoverable=_get(t, "discoverable", default=False),
+            asset_key=_get(t, "asset_key", default=""))
+
+    def network(self, ld: _Loader, what: str, devs: Tree, head: Head | None,
+                key_loc: Loc) -> dict[str, NetDev] | None:
+        if not devs:
+            ld.error(f"{what} has no network device", key_loc,
+                     'add network: {default: {mac: "52:54:00:12:34:56", ip: 10.0.0.11}}')
+            return None
+        primaries = [n for n, d in devs.items() if _get(d, "primary")]
+        if len(primaries) > 1:
+            ld.error(f"{what} has several primary network devices: {', '.join(primaries)}",
+                     _loc(devs[primaries[1]], "primary", default=key_loc),
+                     "mark only one device primary: true")
+            return None
+        primary = primaries[0] if primaries else ("default" if "default" in devs else min(devs))
+        out: dict[str, NetDev] = {}
+        for name in sorted(devs):
+            d = devs[name]
+            dwhat = f"{what} network {name}"
+            ip, mac = _get(d, "ip"), _get(d, "mac")
+            if "ip" in d and ip is None:
+                ld.error(f"{dwhat}: ip counted past 255.255.255.255", _loc(d, "ip", default=key_loc),
+                         "choose a lower first address")
+                continue
+            netmask = _get(d, "netmask")
+            if netmask is None and ip is not None and head is not None and ip in head.network:
+                netmask = str(head.network.netmask)
+            if name == primary:
+                if mac is None:
+                    ld.error(f"{dwhat} (the primary device) has no `mac`", key_loc,
+                             'the boot chain knows a node by its MAC: add mac: "52:54:00:12:34:56"')
+                if ip is None:
+                    ld.error(f"{dwhat} (the primary device) has no `ip`", key_loc,
+                             "add ip: <address in the cluster network>")
+                elif head is not None and (ip not in head.network or ip in (
+                        head.network.network_address, head.network.broadcast_address)):
+                    ld.error(f"{dwhat}: IP {ip} is outside the usable addresses of the cluster "
+                             f"network {head.network}", _loc(d, "ip", default=key_loc),
+                             "the boot device must be on the head's network; for a hostlist, "
+                             "choose a first IP that leaves room for every node")
+            if ip is not None and netmask is None:
+                ld.error(f"{dwhat}: IP {ip} is outside the cluster network and has no netmask",
+                         _loc(d, "ip", default=key_loc), "add netmask: 255.255.255.0 (or the right one)")
+                continue
+            prefix = ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen if netmask else 0
+            gateway = _get(d, "gateway")
+            if gateway is not None and ip is not None:
+                net = ipaddress.IPv4Network(f"{ip}/{prefix}", strict=False)
+                if gateway not in net:
+                    ld.error(f"{dwhat}: gateway {gateway} is not in {net}",
+                             _loc(d, "gateway", default=key_loc), "fix the gateway or the netmask")
+            out[name] = NetDev(
+                name=name, type=_get(d, "type", default="ethernet"), device=_get(d, "device", default=""),
+                mac=mac or "", ip=str(ip) if ip is not None else "", netmask=netmask or "",
+                prefix=prefix, gateway=str(gateway) if gateway is not None else "",
+                mtu=_get(d, "mtu", default=0), primary=name == primary,
+                onboot=_get(d, "onboot", default=True),
+                tags={k: v.value for k, v in d.get("tags", {}).items()})
+        return out if len(out) == len(devs) else None
+
+
+def _plain_struct(tree: Tree) -> dict[str, Any]:
+    from .reader import plain
+    out = plain(tree)
+    assert isinstance(out, dict)
+    return out

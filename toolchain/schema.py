@@ -117,3 +117,63 @@ def check_keys(node: YMap, allowed: dict[str, str], what: str) -> None:
             hint = (f"did you mean `{near[0]}`?" if near else
                     "allowed here: " + ", ".join(sorted(allowed)))
             raise WWError(f"unknown key `{key.text}` in {what}", loc=key.loc, hint=hint)
+
+
+def as_int(node: YNode, what: str, minimum: int = 0, maximum: int = 2**31) -> int:
+    if not (isinstance(node, YScalar) and node.kind == "int"):
+        raise _wrong(node, what, "a whole number", "write digits only, e.g. 9000")
+    value = int(node.text.replace("_", ""), 0)
+    if not minimum <= value <= maximum:
+        raise WWError(f"{what} {value} is out of range", loc=node.loc,
+                      hint=f"use a number from {minimum} to {maximum}")
+    return value
+
+
+def as_bool(node: YNode, what: str) -> bool:
+    if not (isinstance(node, YScalar) and node.kind == "bool"):
+        raise _wrong(node, what, "true or false", "write true or false")
+    return node.text.lower() in ("true", "yes", "on", "y")
+
+
+def as_netmask(node: YNode, what: str) -> str:
+    text = as_str(node, what)
+    try:
+        ipaddress.IPv4Network(f"0.0.0.0/{text}")
+    except ValueError:
+        raise WWError(f"{what} `{text}` is not an IPv4 netmask", loc=node.loc,
+                      hint="write it like 255.255.255.0") from None
+    if "." not in text:
+        raise WWError(f"{what} `{text}` is a prefix length, not a netmask", loc=node.loc,
+                      hint=f"write {ipaddress.IPv4Network(f'0.0.0.0/{text}').netmask}")
+    return text
+
+
+def as_choice(node: YNode, what: str, choices: tuple[str, ...]) -> str:
+    text = as_str(node, what)
+    if text not in choices:
+        raise WWError(f"{what} `{text}` is not one of {', '.join(choices)}", loc=node.loc,
+                      hint=f"choose one of: {', '.join(choices)}")
+    return text
+
+
+def as_free(node: YNode) -> object:
+    """Free-form YAML (resources) as plain Python values, typed as YAML 1.1 would."""
+    if isinstance(node, YMap):
+        return {k.text: as_free(v) for k, v in node.items}
+    if isinstance(node, YSeq):
+        return [as_free(v) for v in node.items]
+    if node.kind == "null":
+        return None
+    if node.kind == "bool":
+        return node.text.lower() in ("true", "yes", "on", "y")
+    if node.kind == "int":
+        try:
+            return int(node.text.replace("_", ""), 0)
+        except ValueError:
+            return node.text
+    if node.kind == "float":
+        try:
+            return float(node.text)
+        except ValueError:
+            return node.text
+    return node.text

@@ -77,21 +77,9 @@ def project() -> Project:
     root = Path.cwd()
     try:
         cluster = load_cluster(root / "cluster.yaml")
-        _check_overlays(root, cluster)
     except WWError as err:
         raise SystemExit(report(err)) from None
     return Project(root, cluster)
-
-
-def _check_overlays(root: Path, cluster: Cluster) -> None:
-    for node in cluster.nodes:
-        for name in node.system_overlays + node.runtime_overlays:
-            try:
-                overlay.find_overlay(name, root)
-            except WWError as err:
-                err.message = f"node {node.name}: {err.message}"
-                err.loc = cluster.node_locs[node.name]
-                raise
 
 
 def _digest(*parts: str) -> str:
