@@ -19,7 +19,7 @@ from . import spec
 from .errors import Loc, WWError, WWErrors
 from .hostlist import HostlistError, expand
 from .reader import Reader, Tree, Val, flatten, instantiate, merge
-from .schema import as_map, as_name
+from .schema import NAME, as_map, as_name, as_str
 from .spec import NODE
 from .yamlsrc import YMap, YNode, load_file
 
@@ -224,16 +224,17 @@ class _Loader:
     def load(self) -> Cluster:
         root = load_file(self.path)  # a syntax error stops here: nothing else is readable
         r = self.r
-        # Profiles and nodes are read below, each with its own name as the source.
-        top_fields = tuple(spec.Field(f.key, spec.Kind.FREE, f.help) if f.key in ("profiles", "nodes")
-                           else f for f in spec.TOP)
+        # Images, profiles and nodes are read one entry at a time below, so a
+        # mistake inside one does not also make it look missing elsewhere.
+        top_fields = tuple(spec.Field(f.key, spec.Kind.FREE, f.help)
+                           if f.key in ("images", "profiles", "nodes") else f for f in spec.TOP)
         top = r.struct(top_fields, root, "the cluster file", "cluster")
-        head = self.head(top.get("head"), root)
-        images = self.images(top.get("images", {}))
         ymap = {k.text: v for k, v in root.items} if isinstance(root, YMap) else {}
+        head = self.head(top.get("head"), ymap.get("head"), root)
+        images = self.images(ymap.get("images"))
         profiles = self.profiles(ymap.get("profiles"))
         nodes, locs, sources = self.nodes(ymap.get("nodes"), head, images, profiles)
-        dhcp = self.dhcp(top.get("dhcp", {}), head, nodes, locs)
+        dhcp = self.dhcp(top.get("dhcp", {}), ymap.get("dhcp"), head, nodes, locs)
         if head is not None:
             self.check_unique(nodes, locs, head)
         if r.errors:
@@ -248,16 +249,17 @@ class _Loader:
             node_locs=locs, sources=sources)
 
     # --- head, images, dhcp -------------------------------------------------------
-    def head(self, tree: Tree | None, root: YNode) -> Head | None:
-        if tree is None:
-            if not any(err.message.startswith("the cluster file must") for err in self.r.errors):
+    def head(self, tree: Tree | None, raw: YNode | None, root: YNode) -> Head | None:
+        if raw is None:
+            if isinstance(root, YMap):
                 self.error("the cluster file has no `head` section", root.loc,
                            "add head: {ip: ..., network: ...}")
             return None
-        where = root.loc
+        if not isinstance(raw, YMap) or tree is None:
+            return None  # the reader said what is wrong with it
         for req in ("ip", "network"):
-            if req not in tree:
-                self.error(f"head has no `{req}`", where, f"add `{req}:` under head")
+            if req not in raw:
+                self.error(f"head has no `{req}`", raw.loc, f"add `{req}:` under head")
         if "ip" not in tree or "network" not in tree:
             return None
         ip = tree["ip"].value
@@ -275,21 +277,29 @@ class _Loader:
             url = urlsplit(http)
             port = url.port or 80
             host = url.hostname
+            plain_url = (url.scheme == "http" and host and not url.path and not url.query
+                         and not url.fragment and not url.username)
         except ValueError:
-            host, port = None, 0
-        if url.scheme != "http" or not host or url.path or url.query:
+            host, port, plain_url = None, 0, False
+        if not plain_url or host is None:
             self.error(f"head http `{http}` is not a plain http://host[:port] URL",
-                       _loc(tree, "http", default=where),
+                       _loc(tree, "http", default=raw.loc),
                        "iPXE fetches over plain HTTP; write e.g. http://10.0.0.1 or http://10.0.0.1:8080")
             return None
         return Head(ip, net, http, host, port, _get(tree, "fqdn", default=""))
 
-    def images(self, tree: Tree) -> dict[str, Image]:
+    def images(self, raw: YNode | None) -> dict[str, Image]:
         out: dict[str, Image] = {}
-        for name, sub in tree.items():
+        ymap = self.r.guard(as_map, raw, "images") if raw is not None else None
+        for key, value in ymap.items if ymap else ():
+            name = self.r.guard(as_name, key, "image name")
+            before = len(self.r.errors)
+            sub = self.r.struct(spec.IMAGE, value, f"image {key.text}", "cluster")
+            if name is None or len(self.r.errors) > before:
+                continue
             builders = [b for b in ("demo", "root") if b in sub]
             if len(builders) != 1:
-                self.error(f"image {name} needs exactly one of `demo` or `root`", None,
+                self.error(f"image {name} needs exactly one of `demo` or `root`", value.loc,
                            "`root: /path/to/chroot`, or `demo: {}` for the built-in demo image")
                 continue
             exclude = tuple(_get(sub, "exclude", default=[]))
@@ -303,14 +313,20 @@ class _Loader:
                                   exclude=exclude or ("/boot/*",))
         return out
 
-    def dhcp(self, tree: Tree, head: Head | None, nodes: list[Node],
+    def dhcp(self, tree: Tree, raw: YNode | None, head: Head | None, nodes: list[Node],
              locs: dict[str, Loc]) -> Dhcp:
         start, end = _get(tree, "range", "start"), _get(tree, "range", "end")
         lease = _get(tree, "lease_time", default=3600)
         if "range" in tree and (start is None or end is None):
-            self.error("dhcp range needs both `start` and `end`", _loc(tree, "range", "start",
-                       default=self.file_loc), "write range: {start: 10.0.0.200, end: 10.0.0.250}")
+            ranges = [v for k, v in raw.items if k.text == "range"] if isinstance(raw, YMap) else []
+            if ranges and isinstance(ranges[0], YMap) and not {"start", "end"} <= set(ranges[0].keys()):
+                self.error("dhcp range needs both `start` and `end`", ranges[0].loc,
+                           "write range: {start: 10.0.0.200, end: 10.0.0.250}")
             return Dhcp(lease_time=lease)
+        if start is not None and head is not None and start <= head.ip <= end:
+            self.error(f"dhcp range {start}-{end} holds the head's own address {head.ip}",
+                       _loc(tree, "range", "start", default=self.file_loc),
+                       "start the range after the head's address or end it before")
         if start is None or head is None:
             return Dhcp(lease_time=lease)
         for key, ip in (("start", start), ("end", end)):
@@ -381,18 +397,27 @@ class _Loader:
         project = self.path.parent
         checks = _Checks(known_overlays(project), known_ipxe_templates(), images)
         for key, value in ymap.items if ymap else ():
+            if self.r.guard(as_str, key, "node name") is None:
+                continue
             try:
                 names = expand(key.text)
             except HostlistError as exc:
                 self.error(f"node key `{key.text}` is not a valid hostlist: {exc}", key.loc,
                            "write a name (n01) or a hostlist (n[01-04], r[1-2]n[01-32])")
                 continue
+            bad = [n for n in names if not NAME.match(n)]
+            if bad:
+                self.error(f"node name `{bad[0]}` is not valid", key.loc,
+                           "use letters, digits, `.`, `_` and `-`, starting with a letter or digit")
+                continue
             before = len(self.r.errors)
             own = self.r.struct(NODE, value, f"node {key.text}", "node", count=len(names))
+            # With a value already rejected, check the rest but do not also call it missing.
+            partial = len(self.r.errors) > before
             plist = own.get("profiles")
             chosen = self.r.guard(self.expand_profiles, plist.value if plist else [], profiles,
                                   plist.loc if plist else key.loc)
-            if chosen is None or len(self.r.errors) > before:
+            if chosen is None:
                 continue
             base = chains.get(tuple(chosen))
             if base is None:
@@ -407,7 +432,7 @@ class _Loader:
                     continue
                 locs[name] = key.loc
                 merged = merge(NODE, base, instantiate(NODE, own, i))
-                built = checks.node(self, name, merged, tuple(chosen), head, key.loc)
+                built = checks.node(self, name, merged, tuple(chosen), head, key.loc, partial)
                 if built is not None:
                     nodes.append(built)
                     if self.keep_sources:
@@ -445,16 +470,16 @@ class _Checks:
     images: dict[str, Image]
 
     def node(self, ld: _Loader, name: str, t: Tree, chain: tuple[str, ...], head: Head | None,
-             key_loc: Loc) -> Node | None:
+             key_loc: Loc, partial: bool = False) -> Node | None:
         what = f"node {name}"
 
         def loc(*keys: str) -> Loc:
             return _loc(t, *keys, default=key_loc)
 
         image = _get(t, "image")
-        if image is None:
+        if image is None and not partial:
             ld.error(f"{what} has no `image`", key_loc, "add image: <name>, here or in a profile")
-        elif image not in self.images:
+        elif image is not None and image not in self.images:
             ld.error(f"image `{image}` is not defined", loc("image"),
                      "defined images: " + (", ".join(sorted(self.images)) or "none"))
         for kind in ("system_overlays", "runtime_overlays"):
@@ -468,11 +493,11 @@ class _Checks:
             ld.error(f"{what}: iPXE template `{template}` does not exist", loc("ipxe_template"),
                      "use one of: " + ", ".join(sorted(self.templates)))
         root = _get(t, "root", default="initramfs")
-        if root not in ("initramfs", "tmpfs") and not root.startswith("/dev/"):
+        if root not in ("initramfs", "tmpfs") and not (root.startswith("/dev/") and len(root) > 5):
             ld.error(f"{what}: root `{root}` is not initramfs, tmpfs or a device", loc("root"),
                      "write initramfs (run from RAM), tmpfs, or a device such as /dev/sda2")
 
-        network = self.network(ld, what, t.get("network", {}), head, key_loc)
+        network = self.network(ld, what, t.get("network", {}), head, key_loc, partial)
         ipmi_tree = t.get("ipmi", {})
         ipmi = Ipmi(ip=str(_get(ipmi_tree, "ip", default="") or ""),
                     netmask=_get(ipmi_tree, "netmask", default=""),
@@ -488,8 +513,9 @@ class _Checks:
                      "choose a lower first address")
         for path, fs in t.get("filesystems", {}).items():
             fmt = _get(fs, "format")
-            if fmt and fmt != "swap" and not _get(fs, "path"):
-                ld.error(f"{what}: file system {path} ({fmt}) has no `path`", key_loc,
+            if fmt and fmt != "swap" and not _get(fs, "path") and not partial:
+                ld.error(f"{what}: file system {path} ({fmt}) has no `path`",
+                         _loc(fs, "format", default=key_loc),
                          "add path: /mount/point")
         # A node with other errors is still returned (the cluster is not) so
         # that its MACs and addresses take part in the uniqueness checks.
@@ -512,8 +538,10 @@ class _Checks:
             asset_key=_get(t, "asset_key", default=""))
 
     def network(self, ld: _Loader, what: str, devs: Tree, head: Head | None,
-                key_loc: Loc) -> dict[str, NetDev] | None:
+                key_loc: Loc, partial: bool) -> dict[str, NetDev] | None:
         if not devs:
+            if partial:
+                return None
             ld.error(f"{what} has no network device", key_loc,
                      'add network: {default: {mac: "52:54:00:12:34:56", ip: 10.0.0.11}}')
             return None
@@ -537,19 +565,21 @@ class _Checks:
             if netmask is None and ip is not None and head is not None and ip in head.network:
                 netmask = str(head.network.netmask)
             if name == primary:
-                if mac is None:
+                if mac is None and not partial:
                     ld.error(f"{dwhat} (the primary device) has no `mac`", key_loc,
                              'the boot chain knows a node by its MAC: add mac: "52:54:00:12:34:56"')
                 if ip is None:
-                    ld.error(f"{dwhat} (the primary device) has no `ip`", key_loc,
-                             "add ip: <address in the cluster network>")
+                    if not partial:
+                        ld.error(f"{dwhat} (the primary device) has no `ip`", key_loc,
+                                 "add ip: <address in the cluster network>")
                 elif head is not None and (ip not in head.network or ip in (
                         head.network.network_address, head.network.broadcast_address)):
                     ld.error(f"{dwhat}: IP {ip} is outside the usable addresses of the cluster "
                              f"network {head.network}", _loc(d, "ip", default=key_loc),
                              "the boot device must be on the head's network; for a hostlist, "
                              "choose a first IP that leaves room for every node")
-            if ip is not None and netmask is None:
+                    continue
+            if ip is not None and netmask is None and head is not None and not partial:
                 ld.error(f"{dwhat}: IP {ip} is outside the cluster network and has no netmask",
                          _loc(d, "ip", default=key_loc), "add netmask: 255.255.255.0 (or the right one)")
                 continue

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+import yaml
+
 from .errors import WWError
 from .yamlsrc import TYPE_NAMES, YMap, YNode, YScalar, YSeq, kind_of
 
@@ -122,10 +124,17 @@ def check_keys(node: YMap, allowed: dict[str, str], what: str) -> None:
 def as_int(node: YNode, what: str, minimum: int = 0, maximum: int = 2**31) -> int:
     if not (isinstance(node, YScalar) and node.kind == "int"):
         raise _wrong(node, what, "a whole number", "write digits only, e.g. 9000")
-    value = int(node.text.replace("_", ""), 0)
+    value = yaml_int(node.text)
     if not minimum <= value <= maximum:
         raise WWError(f"{what} {value} is out of range", loc=node.loc,
                       hint=f"use a number from {minimum} to {maximum}")
+    return value
+
+
+def yaml_int(text: str) -> int:
+    """An integer as YAML 1.1 writes it: 0x1f, 0o17 and 017 (octal), 1:30 (base 60), 1_000."""
+    value = yaml.safe_load(text)
+    assert isinstance(value, int), text
     return value
 
 
@@ -167,10 +176,7 @@ def as_free(node: YNode) -> object:
     if node.kind == "bool":
         return node.text.lower() in ("true", "yes", "on", "y")
     if node.kind == "int":
-        try:
-            return int(node.text.replace("_", ""), 0)
-        except ValueError:
-            return node.text
+        return yaml_int(node.text)
     if node.kind == "float":
         try:
             return float(node.text)
