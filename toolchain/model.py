@@ -258,7 +258,7 @@ class _Loader:
         if not isinstance(raw, YMap) or tree is None:
             return None  # the reader said what is wrong with it
         for req in ("ip", "network"):
-            if req not in raw:
+            if req not in raw.keys():  # noqa: SIM118 (YMap is not a dict)
                 self.error(f"head has no `{req}`", raw.loc, f"add `{req}:` under head")
         if "ip" not in tree or "network" not in tree:
             return None
