@@ -30,6 +30,7 @@ import yaml
 
 from .errors import WWError
 from .fsutil import write_atomic
+from .reader import apply_list
 from .yamlsrc import TYPE_NAMES, YMap, YNode, YScalar, YSeq, kind_of, load_text
 
 Settings = dict[str, Any]
@@ -909,15 +910,8 @@ def _is_legacy(raw: dict[str, YNode]) -> bool:
     return False
 
 
-def _apply_list(acc: list[str], items: list[str]) -> list[str]:
-    """wwstatic's list merge: append; `~x` removes every x so far."""
-    out = list(acc)
-    for item in items:
-        if item.startswith("~"):
-            out = [x for x in out if x != item[1:]]
-        else:
-            out.append(item)
-    return out
+# wwstatic's own list merge, to predict what a node's lists resolve to.
+_apply_list = apply_list
 
 
 def _get_list(s: Settings, path: tuple[str, ...]) -> list[str]:
