@@ -1645,10 +1645,11 @@ def test_expand_profiles_tilde(tmp_path: Path) -> None:
         b: {profiles: [a]}
         c: {profiles: [~a], image: img}
         """
-    assert chains(tmp_path, profiles, ["[b, ~b]", "[~a, b]", "[a, c]", "[a, ~zzz]"]) == [
+    assert chains(tmp_path, profiles, ["[b, ~b]", "[~a, b]", "[a, c]", "[a, ~b]"]) == [
         # Dropping b keeps what b brought in; where `~` stands in the list does not matter.
         ("a",), ("b",),
-        # A profile's own `~a` drops a too; dropping a profile that is not there is harmless.
+        # A profile's own `~a` drops a too; dropping a defined profile that is not in the
+        # chain is harmless (an undefined one is an error, tested below).
         ("c",), ("a",)]
 
 
@@ -1941,3 +1942,11 @@ def test_schema_check_keys() -> None:
     assert info.value.hint == "did you mean `color`?"
     assert info.value.loc == Loc("f.yaml", 1, 5)
     schema.check_keys(node, {"colour": ""}, "thing")  # allowed: no error
+
+
+def test_dropping_an_undefined_profile_is_an_error(tmp_path: Path) -> None:
+    text = cluster(f"profiles:\n  base: {{image: img}}\nnodes:\n  n1:\n    profiles: [base, ~bsae]\n{NET}")
+    errors = errors_of(tmp_path, text)
+    assert len(errors) == 1, show(errors)
+    assert "`~bsae` drops profile `bsae`, which is not defined" in errors[0].message
+    assert errors[0].hint == "defined profiles: base"

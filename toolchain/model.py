@@ -383,6 +383,10 @@ class _Loader:
         for name in start:
             if not name.startswith("~"):
                 visit(name, [], where)
+        # A `~name` that matches no profile is most likely a typo: say so.
+        for name in sorted(dropped - set(profiles)):
+            raise WWError(f"`~{name}` drops profile `{name}`, which is not defined", loc=where,
+                          hint="defined profiles: " + (", ".join(sorted(profiles)) or "none"))
         return [p for p in order if p not in dropped]
 
     def nodes(self, node: YNode | None, head: Head | None, images: dict[str, Image],
