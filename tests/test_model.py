@@ -1950,3 +1950,15 @@ def test_dropping_an_undefined_profile_is_an_error(tmp_path: Path) -> None:
     assert len(errors) == 1, show(errors)
     assert "`~bsae` drops profile `bsae`, which is not defined" in errors[0].message
     assert errors[0].hint == "defined profiles: base"
+
+
+def test_primary_false_is_respected(tmp_path: Path) -> None:
+    text = cluster("nodes:\n  n1:\n    image: img\n    network:\n"
+                   "      default: {mac: \"52:54:00:00:00:01\", ip: 10.0.0.11, primary: false}\n"
+                   "      boot: {mac: \"52:54:00:00:00:02\", ip: 10.0.0.12}\n")
+    (tmp_path / "cluster.yaml").write_text(text)
+    node = load_cluster(tmp_path / "cluster.yaml").node("n1")
+    assert node.primary_network == "boot" and node.mac == "52:54:00:00:00:02"
+    text = text.replace("ip: 10.0.0.12}", "ip: 10.0.0.12, primary: false}")
+    errors = errors_of(tmp_path, text)
+    assert len(errors) == 1 and "every network device is marked primary: false" in errors[0].message

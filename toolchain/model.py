@@ -555,7 +555,14 @@ class _Checks:
                      _loc(devs[primaries[1]], "primary", default=key_loc),
                      "mark only one device primary: true")
             return None
-        primary = primaries[0] if primaries else ("default" if "default" in devs else min(devs))
+        # Without `primary: true`: `default`, else the first by name, but never
+        # a device marked `primary: false`.
+        allowed = sorted(n for n, d in devs.items() if _get(d, "primary") is not False)
+        if not primaries and not allowed:
+            ld.error(f"{what}: every network device is marked primary: false", key_loc,
+                     "mark the device the node boots from primary: true")
+            return None
+        primary = primaries[0] if primaries else ("default" if "default" in allowed else allowed[0])
         out: dict[str, NetDev] = {}
         for name in sorted(devs):
             d = devs[name]
