@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 from . import spec
 from .errors import Loc, WWError, WWErrors
 from .hostlist import HostlistError, expand
-from .reader import Reader, Tree, Val, flatten, instantiate, merge
+from .overlay import overlay_dirs
+from .reader import Reader, Tree, Val, flatten, instantiate, merge, plain
 from .schema import NAME, as_map, as_name, as_str
 from .spec import NODE
 from .yamlsrc import YMap, YNode, load_file
 
-SHIPPED_OVERLAYS = Path(__file__).parent / "overlays"
 IPXE_TEMPLATES = Path(__file__).parent / "templates" / "ipxe"
 
 
@@ -180,7 +180,7 @@ class Cluster:
 
 
 def known_overlays(project: Path) -> set[str]:
-    return {p.parent.name for base in (project / "overlays", SHIPPED_OVERLAYS)
+    return {p.parent.name for base in overlay_dirs(project)
             for p in base.glob("*/rootfs") if p.is_dir()}
 
 
@@ -226,9 +226,10 @@ class _Loader:
         r = self.r
         # Images, profiles and nodes are read one entry at a time below, so a
         # mistake inside one does not also make it look missing elsewhere.
-        top_fields = tuple(spec.Field(f.key, spec.Kind.FREE, f.help)
-                           if f.key in ("images", "profiles", "nodes") else f for f in spec.TOP)
-        top = r.struct(top_fields, root, "the cluster file", "cluster")
+        deferred = ("images", "profiles", "nodes")
+        shallow = (YMap(tuple((k, v) for k, v in root.items if k.text not in deferred), root.loc)
+                   if isinstance(root, YMap) else root)
+        top = r.struct(spec.TOP, shallow, "the cluster file", "cluster")
         ymap = {k.text: v for k, v in root.items} if isinstance(root, YMap) else {}
         head = self.head(top.get("head"), ymap.get("head"), root)
         images = self.images(ymap.get("images"))
@@ -612,7 +613,6 @@ class _Checks:
 
 
 def _plain_struct(tree: Tree) -> dict[str, Any]:
-    from .reader import plain
     out = plain(tree)
     assert isinstance(out, dict)
     return out

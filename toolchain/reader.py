@@ -213,7 +213,7 @@ def instantiate(fields: tuple[Field, ...], tree: Tree, index: int) -> Tree:
     out: Tree = {}
     for key, val in tree.items():
         f = by[key]
-        if f.kind in (Kind.STRUCT,):
+        if f.kind is Kind.STRUCT:
             out[key] = instantiate(f.fields, val, index)
         elif f.kind is Kind.DICT:
             out[key] = {name: instantiate(f.fields, sub, index) for name, sub in val.items()}

@@ -6,6 +6,7 @@ that node's file, line and column with a hint that shows the fix.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 
@@ -111,8 +112,6 @@ def as_name(node: YNode, what: str) -> str:
 
 def check_keys(node: YMap, allowed: dict[str, str], what: str) -> None:
     """Reject keys not in `allowed` (key -> one-line help), suggesting a near one."""
-    import difflib
-
     for key, _ in node.items:
         if key.text not in allowed:
             near = difflib.get_close_matches(key.text, list(allowed), n=1)

@@ -222,7 +222,7 @@ def _uses_all_nodes(names: tuple[str, ...]) -> bool:
     env = _env()
     return any(path.suffix == ".j2"
                and "nodes" in jinja2.meta.find_undeclared_variables(env.parse(path.read_text()))
-               for path in overlay.source_files(project().root, names))
+               for path in _sources(names))
 
 
 @cache
@@ -246,12 +246,18 @@ def _build_overlay(p: Project, node: Node, kind: str, names: tuple[str, ...]) ->
     write_cpio(entries, p.http / generate.overlay_url(node.name, kind), Compression.GZIP)
 
 
+@cache
+def _sources(names: tuple[str, ...]) -> list[Path]:
+    """Overlay source files, walked once per distinct overlay list, not once per node."""
+    return overlay.source_files(project().root, names)
+
+
 def _overlay_tasks(kind: str) -> Iterator[Task]:
     p = project()
     head = repr(p.cluster.head)
     for node in p.cluster.nodes:
         names = node.system_overlays if kind == "system" else node.runtime_overlays
-        sources = overlay.source_files(p.root, names)
+        sources = _sources(names)
         deps = [node.to_json(), head, json.dumps([str(s) for s in sources])]
         if _uses_all_nodes(names):
             deps.append(_all_nodes_json())

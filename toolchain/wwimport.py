@@ -30,13 +30,14 @@ import yaml
 
 from .errors import WWError
 from .fsutil import write_atomic
+from .model import known_ipxe_templates, known_overlays
+from .overlay import SHIPPED
 from .reader import apply_list
 from .yamlsrc import TYPE_NAMES, YMap, YNode, YScalar, YSeq, kind_of, load_text
 
 Settings = dict[str, Any]
+SHIPPED_OVERLAYS = SHIPPED
 
-SHIPPED_OVERLAYS = Path(__file__).parent / "overlays"
-IPXE_TEMPLATES = Path(__file__).parent / "templates" / "ipxe"
 WAREWULF_CHROOTS = "/var/lib/warewulf/chroots"
 DEFAULT_EXPORT_OPTIONS = "rw,sync,no_subtree_check"
 DEFAULT_LEASE_TIME = 3600
@@ -94,13 +95,10 @@ def import_warewulf(nodes_conf: Path, warewulf_conf: Path | None, known_overlays
 
 def find_overlays(project: Path | None = None) -> set[str]:
     """Names of the overlays wwstatic has: shipped ones and the project's own (./overlays)."""
-    project = Path.cwd() if project is None else project
-    return {p.parent.name for base in (SHIPPED_OVERLAYS, project / "overlays")
-            for p in base.glob("*/rootfs") if p.is_dir()}
+    return known_overlays(Path.cwd() if project is None else project)
 
 
-def shipped_ipxe_templates() -> set[str]:
-    return {p.name.removesuffix(".ipxe.j2") for p in IPXE_TEMPLATES.glob("*.ipxe.j2")}
+shipped_ipxe_templates = known_ipxe_templates
 
 
 # --- reading the files -------------------------------------------------------------
