@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from tests.conftest import make_project, run_doit
 def snapshot(output: Path) -> dict[str, tuple[str, int]]:
     """Digest and mtime of every file in output/ (but doit's own store)."""
     return {str(p.relative_to(output)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(output.rglob("*")) if p.is_file() and p.name != ".doit.db"}
+            for p in sorted(output.rglob("*")) if p.is_file() and p.name not in (".doit.db", ".lock")}
 
 
 def served(output: Path) -> dict[str, str]:
@@ -40,19 +43,57 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
+def pointed(output: Path, mac: str) -> list[str]:
+    """The files a node's iPXE script names, relative to output/http."""
+    script = (output / "http/ipxe" / f"{mac}.ipxe").read_text()
+    return re.findall(r"\$\{base\}/(\S+)", script)
+
+
 def test_every_artifact_is_built(built: Path) -> None:
     out = built / "output"
     for rel in ("tftp/undionly.kpxe", "tftp/snponly.efi", "etc/dhcpd.conf", "etc/nginx.conf",
-                "http/images/demo/vmlinuz", "http/images/demo/image.img.gz",
                 "http/ipxe/unknown.ipxe", "http/ipxe/52-54-00-99-00-13.ipxe",
-                "http/nodes/n03/system.img.gz", "http/nodes/n03/runtime.img.gz"):
+                "http/nodes/n03/runtime.json"):
         assert (out / rel).is_file(), rel
+    files = pointed(out, "52-54-00-99-00-13")
+    assert [f.split("/")[0] for f in files] == ["images", "images", "shared", "nodes", "shared", "nodes"]
+    assert re.fullmatch(r"images/demo/vmlinuz-[0-9a-f]{20}", files[0]), files
+    assert re.fullmatch(r"nodes/n03/system-[0-9a-f]{20}\.img\.gz", files[3]), files
+    for rel in files:
+        assert (out / "http" / rel).is_file(), rel
     assert not list(out.rglob(".*.tmp")), "temporary files left behind"
+
+
+def archive_names(path: Path) -> list[str]:
+    import libarchive
+    with libarchive.file_reader(str(path)) as arch:
+        return [e.pathname for e in arch]
+
+
+def test_shared_files_are_stored_once(built: Path) -> None:
+    out = built / "output/http"
+    # Every node names the same shared blobs; the hosts file lives only there.
+    shared = {tuple(f for f in pointed(built / "output", f"52-54-00-99-00-1{i}") if f.startswith("shared/"))
+              for i in range(1, 5)}
+    assert len(shared) == 1
+    system, runtime = next(iter(shared))
+    assert "etc/hosts" in archive_names(out / runtime)
+    assert "init" in archive_names(out / system)
+    own = archive_names(next((out / "nodes/n02").glob("runtime-*.img.gz")))
+    assert own == ["etc", "etc/motd"]
+    assert archive_names(next((out / "nodes/n02").glob("system-*.img.gz"))) == [
+        "etc", "etc/hostname", "warewulf", "warewulf/config"]
+    manifest = json.loads((out / "nodes/n02/runtime.json").read_text())
+    assert [layer["url"] for layer in manifest["layers"]] == [
+        runtime, next(f for f in pointed(built / "output", "52-54-00-99-00-12") if "nodes/n02/runtime" in f)]
+    for layer in manifest["layers"]:
+        data = (out / layer["url"]).read_bytes()
+        assert layer["sha256"] == hashlib.sha256(data).hexdigest() and layer["size"] == len(data)
 
 
 def test_doit_list_documents_tasks(built: Path) -> None:
     result = run_doit(built, "list")
-    for task in ("tftp", "demo", "image", "system", "runtime", "ipxe", "dhcp", "nginx"):
+    for task in ("tftp", "demo", "image", "shared", "node", "publish", "gc", "dhcp", "nginx"):
         assert re.search(rf"^{task}\s+\S", result.stdout, re.M), result.stdout
 
 
@@ -72,24 +113,101 @@ def test_same_inputs_give_identical_bytes(built: Path, tmp_path: Path) -> None:
     assert served(other / "output") == served(built / "output")
 
 
+def edit(project: Path, old: str, new: str) -> None:
+    text = (project / "cluster.yaml").read_text()
+    assert old in text
+    (project / "cluster.yaml").write_text(text.replace(old, new))
+
+
 def test_one_node_change_rebuilds_what_it_affects(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     assert run_doit(project).returncode == 0
-    text = (project / "cluster.yaml").read_text()
-    (project / "cluster.yaml").write_text(text.replace('"52:54:00:99:00:13"', '"52:54:00:99:00:33"'))
+    out = project / "output"
+    before = snapshot(out)
+    edit(project, '"52:54:00:99:00:13"', '"52:54:00:99:00:33"')
     result = run_doit(project)
     assert result.returncode == 0, result.stderr
-    # Runtime overlays render `nodes` (the hosts file), so any node's change
-    # reaches them; other nodes' system overlays and scripts are untouched.
-    runtime = {f"runtime:n0{i}" for i in range(1, 5)}
-    assert ran(result) == {"system:n03", "ipxe:n03", "dhcp:dhcpd.conf"} | runtime
-    assert (project / "output/http/ipxe/52-54-00-99-00-33.ipxe").is_file()
-    # A node's address is in every node's hosts file (runtime overlay).
-    text = (project / "cluster.yaml").read_text()
-    (project / "cluster.yaml").write_text(text.replace("ip: 10.99.0.11", "ip: 10.99.0.21"))
+    # The MAC is in n03's own files only (its /warewulf/config); the cluster's
+    # hosts file does not list MACs, so the shared blobs keep their names.
+    assert ran(result) == {"node:n03", "publish", "gc", "dhcp:dhcpd.conf"}
+    assert (out / "http/ipxe/52-54-00-99-00-33.ipxe").is_file()
+    after = snapshot(out)
+    rewritten = {f for f in after if f in before and after[f] != before[f]}
+    assert rewritten <= {"etc/dhcpd.conf", "http/nodes/n03/runtime.json"} | {
+        f for f in after if f.startswith(".state/")}, rewritten
+    # The old script stays until the grace period ends: a node may be booting with it.
+    assert (out / "http/ipxe/52-54-00-99-00-13.ipxe").is_file()
+    # A node's address is in every node's hosts file: the shared runtime part changes,
+    # and with it every node's pointers, but no other node's own files.
+    edit(project, "ip: 10.99.0.11", "ip: 10.99.0.21")
     result = run_doit(project)
-    expected = {f"{kind}:n0{i}" for kind in ("system", "runtime") for i in range(1, 5)}
-    assert ran(result) == expected | {"dhcp:dhcpd.conf"}
+    assert ran(result) == {f"node:n0{i}" for i in range(1, 5)} | {
+        "shared:runtime:hosts,motd", "publish", "gc", "dhcp:dhcpd.conf"}
+
+
+def test_incremental_equals_clean(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "inc")
+    assert run_doit(project).returncode == 0
+    edit(project, '"52:54:00:99:00:13"', '"52:54:00:99:00:33"')
+    assert run_doit(project).returncode == 0
+    edit(project, "args: [console=ttyS0, quiet]", "args: [console=ttyS0]")
+    motd = project / "overlays/motd/rootfs/etc/motd.j2"
+    motd.write_text(motd.read_text() + "changed\n")
+    assert run_doit(project).returncode == 0
+    clean = tmp_path / "clean"
+    shutil.copytree(project, clean, ignore=shutil.ignore_patterns("output"))
+    assert run_doit(clean).returncode == 0
+    # What the pointers name is the same, byte for byte; the incremental tree only
+    # has old files too, waiting for their grace period.
+    a, b = served(project / "output"), served(clean / "output")
+    assert {k: v for k, v in a.items() if k in b} == b
+    assert set(a) - set(b) <= {"http/ipxe/52-54-00-99-00-13.ipxe"} | {
+        k for k in a if re.search(r"-[0-9a-f]{20}(\.img\.gz)?$", k)}
+
+
+def test_old_files_go_after_the_grace_period(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    assert run_doit(project).returncode == 0
+    out = project / "output/http"
+    old = set(pointed(project / "output", "52-54-00-99-00-12"))
+    edit(project, "ip: 10.99.0.11", "ip: 10.99.0.21")
+    assert run_doit(project).returncode == 0
+    new = set(pointed(project / "output", "52-54-00-99-00-12"))
+    gone = old - new
+    assert gone and all((out / f).is_file() for f in gone)
+    # Nothing changed, but the grace period is over: only the unnamed files go.
+    env = {**os.environ, "WWSTATIC_GC_GRACE": "0"}
+    result = subprocess.run([sys.executable, "-m", "doit"], cwd=project, env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert ran(result) == {"gc"}, result.stdout
+    assert not any((out / f).exists() for f in gone)
+    assert all((out / f).is_file() for f in new)
+
+
+def test_a_second_build_waits_or_stops(built: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time; os.chdir(sys.argv[1]); import toolchain.tasks; print('held', flush=True); "
+        "time.sleep(30)"), str(built)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        env = {**os.environ, "WWSTATIC_LOCK_WAIT": "0"}
+        result = subprocess.run([sys.executable, "-m", "doit"], cwd=built, env=env,
+                                capture_output=True, text=True, check=False)
+        assert result.returncode != 0
+        assert f"another build (PID {holder.pid}) is running" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        waiter = subprocess.Popen([sys.executable, "-m", "doit"], cwd=built, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert waiter.poll() is None, "the second build did not wait"
+        holder.kill()
+        _, err = waiter.communicate(timeout=60)
+        assert waiter.returncode == 0, err
+        assert "waiting for it" in err
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_bad_cluster_yaml_is_reported_and_output_kept(built: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from tests.conftest import REPO
 from tests.netboot import nginx_main
 from toolchain import generate
 from toolchain.model import Cluster, load_cluster
+from toolchain.plan import Blob, NodePlan
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -29,19 +30,31 @@ def check_golden(name: str, text: str) -> None:
     assert text == path.read_text(), f"{name} differs from its golden file"
 
 
+def node_plan(cluster: Cluster, name: str) -> NodePlan:
+    """A node's plan with fixed blob names (real names carry digests of the code)."""
+    def blob(url: str) -> Blob:
+        return Blob(url, "0" * 64)
+    own = {kind: blob(f"nodes/{name}/{kind}-{kind[0] * 20}.img.gz") for kind in ("system", "runtime")}
+    layers = {kind: [blob(f"shared/{kind}-{'5' * 20}.img.gz"), own[kind]] for kind in own}
+    return NodePlan(cluster.node(name), blob(f"images/demo/vmlinuz-{'1' * 20}"),
+                    blob(f"images/demo/image-{'1' * 20}.img.gz"), own, layers)
+
+
 def test_golden_files(cluster: Cluster) -> None:
     check_golden("dhcpd.conf", generate.dhcpd_conf(cluster))
-    check_golden("n01.ipxe", generate.node_ipxe(cluster, cluster.node("n01")))
+    check_golden("n01.ipxe", generate.node_ipxe(cluster, node_plan(cluster, "n01")))
     check_golden("unknown.ipxe", generate.unknown_ipxe(cluster))
     check_golden("nginx.conf", generate.nginx_conf(cluster, Path("/srv/wwstatic/output/http")))
 
 
 def test_ipxe_layers_in_order(cluster: Cluster) -> None:
-    script = generate.node_ipxe(cluster, cluster.node("n02"))
+    script = generate.node_ipxe(cluster, node_plan(cluster, "n02"))
     lines = [line for line in script.splitlines() if line.startswith(("kernel ", "initrd "))]
-    assert [line.split()[2] for line in lines] == ["vmlinuz", "image", "system", "runtime"]
-    assert lines[0].split()[4:7] == ["initrd=image", "initrd=system", "initrd=runtime"]
-    assert "${base}/nodes/n02/system.img.gz" in lines[2]
+    names = ["image", "system1", "system2", "runtime1", "runtime2"]
+    assert [line.split()[2] for line in lines] == ["vmlinuz", *names]
+    assert lines[0].split()[4:9] == [f"initrd={n}" for n in names]
+    assert "${base}/shared/system-" in lines[2]
+    assert "${base}/nodes/n02/system-ssss" in lines[3]
     assert "console=ttyS0" in lines[0]
 
 

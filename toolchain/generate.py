@@ -8,9 +8,12 @@ from typing import Any
 
 import jinja2
 
-from .model import Cluster, Node
+from .model import Cluster
+from .plan import NodePlan
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
 @cache
 def _env() -> jinja2.Environment:
     return jinja2.Environment(
@@ -27,28 +30,9 @@ def _render(name: str, **context: Any) -> str:
     return _env().get_template(name).render(**context)
 
 
-# Paths of served files, relative to the HTTP root.
-def kernel_url(image: str) -> str:
-    return f"images/{image}/vmlinuz"
-
-
-def image_url(image: str) -> str:
-    return f"images/{image}/image.img.gz"
-
-
-def overlay_url(node: str, kind: str) -> str:
-    return f"nodes/{node}/{kind}.img.gz"
-
-
-def ipxe_path(node: Node) -> str:
-    return f"ipxe/{node.mac_hyphen}.ipxe"
-
-
-def node_ipxe(cluster: Cluster, node: Node) -> str:
-    return _render(f"ipxe/{node.ipxe_template}.ipxe.j2", node=node, head=cluster.head,
-                   kernel=kernel_url(node.image), image=image_url(node.image),
-                   system=overlay_url(node.name, "system"),
-                   runtime=overlay_url(node.name, "runtime"))
+def node_ipxe(cluster: Cluster, np: NodePlan) -> str:
+    return _render(f"ipxe/{np.node.ipxe_template}.ipxe.j2", node=np.node, head=cluster.head,
+                   kernel=np.kernel.url, initrds=[(name, b.url) for name, b in np.initrds()])
 
 
 def unknown_ipxe(cluster: Cluster) -> str:

@@ -1,42 +1,51 @@
-"""doit task creators: one task (or subtask) per file in output/.
+"""doit task creators: the build of output/ as a graph of small tasks.
 
-`dodo.py` imports these. Each task writes its targets atomically, and each
-declares what it depends on (file_dep for files, `config_changed` on a digest
-for everything from cluster.yaml), so doit reruns exactly the tasks whose
-inputs changed and a build with no change runs nothing.
+`dodo.py` imports these. Blobs (images, shared and per-node overlay layers) are
+named by a digest of their inputs (layout.py, plan.py), so a blob task is up to
+date exactly when its target exists: no stored digests to compare, no file to
+re-hash. The `publish` task writes the pointers that name the blobs (iPXE
+scripts, wwclient manifests) only after every blob task succeeded, and `gc`
+removes what no pointer names any more after a grace period. Everything from
+cluster.yaml reaches tasks as text whose digest `config_changed` compares.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2.meta
+import jinja2
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from . import demo, generate, overlay
-from .archive import Compression, Entry, write_cpio
+from . import cache as model_cache
+from . import demo, gc, generate, layout, lock, overlay
+from .archive import Compression, write_cpio
 from .errors import WWError, report
+from .fingerprint import code_digest, digest, image_code
 from .fsutil import copy_atomic, write_atomic
 from .image import build_image, find_kernel, tree_digest
-from .model import Cluster, Image, Node, load_cluster
+from .model import Cluster, Image
+from .plan import KINDS, Plan, make_plan, node_context, shared_context
+from .publish import publish, referenced, served_files
 
 __all__ = [
     "DOIT_CONFIG",
     "task_demo",
     "task_dhcp",
+    "task_gc",
     "task_image",
-    "task_ipxe",
     "task_nginx",
-    "task_runtime",
-    "task_system",
+    "task_node",
+    "task_publish",
+    "task_shared",
     "task_tftp",
 ]
 
@@ -47,8 +56,11 @@ DOIT_CONFIG = {
     "action_string_formatting": "new",
 }
 
-# doit opens its dependency store before any task runs; it lives in output/.
+# doit opens its dependency store in output/ before any task runs, and two
+# builds at once would race on it and on the pointers: take the lock first.
 Path("output").mkdir(exist_ok=True)
+if Path("cluster.yaml").exists():
+    lock.acquire(Path("output"), wait=os.environ.get("WWSTATIC_LOCK_WAIT", "1") != "0")
 
 IPXE_DIR = Path("/usr/lib/ipxe")
 # First-stage iPXE binaries for the TFTP tree, by the name DHCP hands out.
@@ -61,6 +73,7 @@ Task = dict[str, Any]
 class Project:
     root: Path
     cluster: Cluster
+    node_json: dict[str, str]
 
     @property
     def out(self) -> Path:
@@ -70,24 +83,24 @@ class Project:
     def http(self) -> Path:
         return self.out / "http"
 
+    @property
+    def state(self) -> Path:
+        return self.out / ".state"
+
 
 @cache
 def project() -> Project:
     """The project in the current directory; a bad cluster.yaml ends the run here."""
     root = Path.cwd()
     try:
-        cluster = load_cluster(root / "cluster.yaml")
+        cluster, nodes = model_cache.load(root / "cluster.yaml", root / "output" / ".state")
     except WWError as err:
         raise SystemExit(report(err)) from None
-    return Project(root, cluster)
+    return Project(root, cluster, nodes)
 
 
 def _digest(*parts: str) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p.encode())
-        h.update(b"\0")
-    return h.hexdigest()
+    return digest(*parts)
 
 
 def _action(fn: Callable[..., None], *args: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
@@ -136,10 +149,6 @@ def task_tftp() -> Iterator[Task]:
 
 # --- images -----------------------------------------------------------------
 
-def _image_dir(p: Project, image: str) -> Path:
-    return p.http / "images" / image
-
-
 def _demo_root(p: Project, image: str) -> Path:
     return p.out / "work" / "images" / image / "rootfs"
 
@@ -159,53 +168,62 @@ def task_demo() -> Iterator[Task]:
         if img.builder != "demo":
             continue
         stamp = _demo_stamp(p, img.name)
+        spec = _digest(_image_spec(img), image_code())
 
-        def build(img: Image = img, stamp: Path = stamp) -> None:
+        def build(img: Image = img, stamp: Path = stamp, spec: str = spec) -> None:
             demo.build_demo_root(img, _demo_root(p, img.name))
-            write_atomic(stamp, _image_spec(img) + "\n")
+            write_atomic(stamp, spec + "\n")
 
         yield {
             "name": img.name,
             "doc": f"build the root of demo image {img.name}",
             "actions": [_action(build)],
             "targets": [stamp],
-            "uptodate": [config_changed(_digest(_image_spec(img)))],
+            "uptodate": [config_changed(spec)],
             "clean": True,
         }
 
 
-def _build_image(p: Project, img: Image) -> None:
+@cache
+def _image_keys() -> dict[str, str]:
+    """Each image's input digest: its settings, the code that builds it, its root's metadata."""
+    p = project()
+    keys: dict[str, str] = {}
+    for img in p.cluster.images.values():
+        if img.builder == "demo":
+            keys[img.name] = _digest(_image_spec(img), image_code())
+            continue
+        root = Path(img.root)
+        if not root.is_dir():
+            err = WWError(f"image {img.name}: root {root} is not a directory",
+                          hint="unpack the image there, or fix `root:` in cluster.yaml")
+            raise SystemExit(report(err))
+        keys[img.name] = _digest(_image_spec(img), image_code(), tree_digest(root, img.exclude))
+    return keys
+
+
+def _build_image(p: Project, img: Image, kernel_out: Path, image_out: Path) -> None:
     root = _demo_root(p, img.name) if img.builder == "demo" else Path(img.root)
-    out = _image_dir(p, img.name)
     kernel = find_kernel(root)
-    copy_atomic(kernel, out / "vmlinuz")
-    build_image(root, out / "image.img.gz", img.exclude, Compression.GZIP,
-                owner_root=img.builder == "demo")
+    copy_atomic(kernel, kernel_out)
+    build_image(root, image_out, img.exclude, Compression.GZIP, owner_root=img.builder == "demo")
 
 
 def task_image() -> Iterator[Task]:
     """Image kernels and initrd archives (cpio newc + gzip)."""
     p = project()
     for img in p.cluster.images.values():
-        out = _image_dir(p, img.name)
+        kernel, image = _plan().images[img.name]
+        targets = [p.http / kernel.url, p.http / image.url]
         task: Task = {
             "name": img.name,
             "doc": f"kernel and archive of image {img.name}",
-            "actions": [_action(_build_image, p, img)],
-            "targets": [out / "vmlinuz", out / "image.img.gz"],
-            "clean": True,
+            "actions": [_action(_build_image, p, img, *targets)],
+            "targets": targets,
+            "uptodate": [True],
         }
         if img.builder == "demo":
             task["file_dep"] = [_demo_stamp(p, img.name)]
-            task["uptodate"] = [config_changed(_digest(_image_spec(img)))]
-        else:
-            root = Path(img.root)
-            if not root.is_dir():
-                err = WWError(f"image {img.name}: root {root} is not a directory",
-                              hint="unpack the image there, or fix `root:` in cluster.yaml")
-                raise SystemExit(report(err))
-            task["uptodate"] = [config_changed(_digest(_image_spec(img),
-                                                       tree_digest(root, img.exclude)))]
         yield task
 
 
@@ -217,81 +235,127 @@ def _env() -> jinja2.Environment:
 
 
 @cache
-def _uses_all_nodes(names: tuple[str, ...]) -> bool:
-    """Whether any template of these overlays reads `nodes` (then any node's change matters)."""
-    env = _env()
-    return any(path.suffix == ".j2"
-               and "nodes" in jinja2.meta.find_undeclared_variables(env.parse(path.read_text()))
-               for path in _sources(names))
-
-
-@cache
-def _all_nodes_json() -> str:
-    return json.dumps([json.loads(n.to_json()) for n in project().cluster.nodes])
-
-
-def _context(p: Project, node: Node) -> dict[str, Any]:
-    return {
-        "node": node,
-        "nodes": p.cluster.nodes,
-        "head": p.cluster.head,
-        "image": p.cluster.images[node.image],
-        "cluster_file": Path(p.cluster.path).name,
-    }
-
-
-def _build_overlay(p: Project, node: Node, kind: str, names: tuple[str, ...]) -> None:
-    entries: list[Entry] = overlay.layer(p.root, names, _context(p, node), _env(),
-                                         f"node {node.name}")
-    write_cpio(entries, p.http / generate.overlay_url(node.name, kind), Compression.GZIP)
-
-
-@cache
-def _sources(names: tuple[str, ...]) -> list[Path]:
-    """Overlay source files, walked once per distinct overlay list, not once per node."""
-    return overlay.source_files(project().root, names)
-
-
-def _overlay_tasks(kind: str) -> Iterator[Task]:
+def _plan() -> Plan:
     p = project()
-    head = repr(p.cluster.head)
+    try:
+        return make_plan(p.root, p.cluster, _env(), p.node_json, _image_keys())
+    except WWError as err:
+        raise SystemExit(report(err)) from None
+
+
+def _build_shared(p: Project, kind: str, names: tuple[str, ...], target: Path, who: str) -> None:
+    oset = _plan().sets[(kind, names)]
+    entries = list(oset.shared_entries) or overlay.entries(oset.shared, shared_context(p.cluster),
+                                                           _env(), who)
+    write_cpio(entries, target, Compression.GZIP)
+
+
+def task_shared() -> Iterator[Task]:
+    """Overlay files that are the same for every node of an overlay list, rendered once."""
+    p = project()
+    plan = _plan()
+    users: dict[tuple[str, tuple[str, ...]], int] = {}
     for node in p.cluster.nodes:
-        names = node.system_overlays if kind == "system" else node.runtime_overlays
-        sources = _sources(names)
-        deps = [node.to_json(), head, json.dumps([str(s) for s in sources])]
-        if _uses_all_nodes(names):
-            deps.append(_all_nodes_json())
+        for kind in KINDS:
+            key = (kind, node.system_overlays if kind == "system" else node.runtime_overlays)
+            users[key] = users.get(key, 0) + 1
+    for (kind, names), oset in sorted(plan.sets.items()):
+        if oset.shared_blob is None:
+            continue
+        target = p.http / oset.shared_blob.url
+        who = f"the shared part of {kind} overlays {', '.join(names)} ({users[(kind, names)]} nodes)"
         yield {
-            "name": node.name,
-            "doc": f"{kind} overlay of {node.name}: {', '.join(names) or '(none)'}",
-            "actions": [_action(_build_overlay, p, node, kind, names)],
-            "file_dep": sources,
-            "targets": [p.http / generate.overlay_url(node.name, kind)],
-            "uptodate": [config_changed(_digest(*deps))],
-            "clean": True,
+            "name": f"{kind}:{','.join(names)}",
+            "doc": f"shared part of {kind} overlays {', '.join(names)}",
+            "actions": [_action(_build_shared, p, kind, names, target, who)],
+            "targets": [target],
+            "uptodate": [True],
         }
 
 
-def task_system() -> Iterator[Task]:
-    """Per-node system overlays (unpacked at boot, before init)."""
-    yield from _overlay_tasks("system")
+def _build_node(p: Project, name: str) -> None:
+    np = _plan().nodes[name]
+    context = node_context(p.cluster, np.node)
+    for kind, blob in np.own.items():
+        target = p.http / blob.url
+        if target.exists():
+            continue   # named by its inputs: an existing blob has the right bytes
+        oset = _plan().sets[(kind, np.node.system_overlays if kind == "system"
+                             else np.node.runtime_overlays)]
+        planned = overlay.with_parents(oset.planned, oset.per_node)
+        write_cpio(overlay.entries(planned, context, _env(), f"node {name}"), target, Compression.GZIP)
 
 
-def task_runtime() -> Iterator[Task]:
-    """Per-node runtime overlays (unpacked at boot, refreshed by wwclient)."""
-    yield from _overlay_tasks("runtime")
+def task_node() -> Iterator[Task]:
+    """Each node's own part of its system and runtime overlays."""
+    p = project()
+    for name, np in _plan().nodes.items():
+        if not np.own:
+            continue
+        yield {
+            "name": name,
+            "doc": f"own overlay files of {name}",
+            "actions": [_action(_build_node, p, name)],
+            "targets": [p.http / b.url for b in np.own.values()],
+            "uptodate": [True],
+        }
 
 
 # --- boot configuration -----------------------------------------------------
 
-def task_ipxe() -> Iterator[Task]:
-    """Per-node iPXE scripts, and the script for unknown MACs."""
+def _pointer_base(p: Project) -> str:
+    """What every node's pointers depend on besides the node and its blobs."""
+    return _digest(code_digest("publish.py", "generate.py", "plan.py", "layout.py", "templates/ipxe/*",
+                               "templates/unknown.ipxe.j2"),
+                   repr(p.cluster.head), str(p.cluster.wwclient_interval), Path(p.cluster.path).name)
+
+
+def _publish(p: Project) -> None:
+    publish(p.cluster, _plan(), p.http, p.state / "pointers.json", p.node_json, _pointer_base(p))
+
+
+def task_publish() -> Task:
+    """iPXE scripts and wwclient manifests, written after every blob they name."""
     p = project()
-    for node in p.cluster.nodes:
-        yield _text_task(node.name, p.http / generate.ipxe_path(node),
-                         generate.node_ipxe(p.cluster, node), f"iPXE script of {node.name}")
-    yield _text_task("@unknown", p.http / "ipxe" / "unknown.ipxe",
-                     generate.unknown_ipxe(p.cluster), "iPXE script for unknown MACs")
+    plan = _plan()
+    base = _pointer_base(p)
+    key = _digest(base, *(f"{n}\0{p.node_json[n]}\0{np.kernel.url}\0"
+                          + " ".join(b.url for _, b in np.initrds()) for n, np in plan.nodes.items()))
+    return {
+        "doc": "iPXE scripts and wwclient manifests, written after every blob they name",
+        "actions": [_action(_publish, p)],
+        "task_dep": ["image", "shared", "node"],
+        "uptodate": [config_changed(key)],
+    }
+
+
+def _grace() -> float:
+    return float(os.environ.get("WWSTATIC_GC_GRACE", gc.DEFAULT_GRACE))
+
+
+def _collect(p: Project) -> None:
+    named = referenced(p.cluster, _plan())
+    result = gc.collect(p.http, served_files(p.http, ("ipxe", *layout.BLOB_DIRS)), named,
+                        p.state / "gc.json", _grace())
+    if result.removed:
+        print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
+
+
+def _gc_uptodate(task: object, values: dict[str, Any]) -> bool:
+    due = gc.next_due(project().state / "gc.json", _grace())
+    return due is None or due > time.time()
+
+
+def task_gc() -> Task:
+    """Remove served files no pointer names any more, after a grace period."""
+    p = project()
+    named = referenced(p.cluster, _plan())
+    return {
+        "doc": "remove files no pointer names, once unnamed for the grace period",
+        "actions": [_action(_collect, p)],
+        "task_dep": ["publish"],
+        "uptodate": [config_changed(_digest(*sorted(named))), _gc_uptodate],
+    }
 
 
 def task_dhcp() -> Iterator[Task]:

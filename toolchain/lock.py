@@ -1,0 +1,40 @@
+"""One build at a time per output/: a lock file, waited for with a message."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+_held: list[TextIO] = []
+
+
+def acquire(out: Path, wait: bool = True) -> None:
+    """Hold output/.lock until this process exits; say so if another build has it.
+
+    flock is released by the kernel when the holder dies, even by SIGKILL, so a
+    killed build never leaves a stale lock behind.
+    """
+    if _held:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    f = (out / ".lock").open("a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        if not wait:
+            f.close()
+            sys.exit(f"wwstatic: another build (PID {holder}) is running in {out}; "
+                     "try again when it has finished")
+        print(f"wwstatic: another build (PID {holder}) is running in {out}; waiting for it",
+              file=sys.stderr, flush=True)
+        fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    _held.append(f)
