@@ -24,20 +24,31 @@ from toolchain.model import load_cluster
 RACK = 100
 
 
-def cluster_yaml(n: int) -> str:
+def _rack(name: str, profile: str, first: int, count: int, ib: str, ipmi: str) -> str:
+    macs = ", ".join(f'"52:54:{(first + i) >> 16 & 255:02x}:{(first + i) >> 8 & 255:02x}:'
+                     f'{(first + i) & 255:02x}:01"' for i in range(count))
+    return f"""\
+  {name}:
+    profiles: [{profile}]
+    network:
+      default: {{ip: {ipaddress.IPv4Address("10.0.0.1") + first}, mac: [{macs}]}}
+      ib: {{ip: {ib}}}
+    ipmi: {{ip: {ipmi}}}
+"""
+
+
+def cluster_yaml(n: int, single_first: bool = False) -> str:
+    """`single_first` writes the first node on its own, so a change can touch just it."""
     racks = []
     for r in range(n // RACK):
         first = r * RACK
-        macs = ", ".join(f'"52:54:{(first + i) >> 16 & 255:02x}:{(first + i) >> 8 & 255:02x}:'
-                         f'{(first + i) & 255:02x}:01"' for i in range(RACK))
-        racks.append(f"""\
-  r{r:03d}n[001-{RACK:03d}]:
-    profiles: [{'gpu' if r % 4 == 0 else 'compute'}]
-    network:
-      default: {{ip: {ipaddress.IPv4Address("10.0.0.1") + first}, mac: [{macs}]}}
-      ib: {{ip: 10.200.{r}.1}}
-    ipmi: {{ip: 10.201.{r}.1}}
-""")
+        profile = "gpu" if r % 4 == 0 else "compute"
+        if single_first and r == 0:
+            racks.append(_rack("r000n001", profile, 0, 1, "10.200.0.1", "10.201.0.1"))
+            racks.append(_rack(f"r000n[002-{RACK:03d}]", profile, 1, RACK - 1, "10.200.0.2", "10.201.0.2"))
+        else:
+            racks.append(_rack(f"r{r:03d}n[001-{RACK:03d}]", profile, first, RACK,
+                               f"10.200.{r}.1", f"10.201.{r}.1"))
     return f"""\
 head: {{ip: 10.255.255.254, network: 10.0.0.0/8}}
 images:

@@ -44,9 +44,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pointed(output: Path, mac: str) -> list[str]:
-    """The files a node's iPXE script names, relative to output/http."""
+    """The files a node's iPXE script and the group script it chains name, relative to output/http."""
     script = (output / "http/ipxe" / f"{mac}.ipxe").read_text()
-    return re.findall(r"\$\{base\}/(\S+)", script)
+    values = dict(re.findall(r"^set (ww\w+) (\S+)$", script, re.M))
+    group = re.findall(r"^chain \$\{base\}/(\S+)", script, re.M)
+    assert len(group) == 1, script
+    text = (output / "http" / group[0]).read_text()
+    urls = re.findall(r"^(?:kernel|initrd) .*?\$\{base\}/(\S+)", text, re.M)
+    return [group[0], *(re.sub(r"\$\{(ww\w+)\}", lambda m: values[m.group(1)], u) for u in urls)]
 
 
 def test_every_artifact_is_built(built: Path) -> None:
@@ -56,9 +61,10 @@ def test_every_artifact_is_built(built: Path) -> None:
                 "http/nodes/n03/runtime.json"):
         assert (out / rel).is_file(), rel
     files = pointed(out, "52-54-00-99-00-13")
-    assert [f.split("/")[0] for f in files] == ["images", "images", "shared", "nodes", "shared", "nodes"]
-    assert re.fullmatch(r"images/demo/vmlinuz-[0-9a-f]{20}", files[0]), files
-    assert re.fullmatch(r"nodes/n03/system-[0-9a-f]{20}\.img\.gz", files[3]), files
+    assert [f.split("/")[0] for f in files] == ["groups", "images", "images", "shared", "nodes", "shared",
+                                                "nodes"]
+    assert re.fullmatch(r"images/demo/vmlinuz-[0-9a-f]{20}", files[1]), files
+    assert re.fullmatch(r"nodes/n03/system-[0-9a-f]{20}\.img\.gz", files[4]), files
     for rel in files:
         assert (out / "http" / rel).is_file(), rel
     assert not list(out.rglob(".*.tmp")), "temporary files left behind"
@@ -84,9 +90,11 @@ def test_shared_files_are_stored_once(built: Path) -> None:
     assert archive_names(next((out / "nodes/n02").glob("system-*.img.gz"))) == [
         "etc", "etc/hostname", "warewulf", "warewulf/config"]
     manifest = json.loads((out / "nodes/n02/runtime.json").read_text())
-    assert [layer["url"] for layer in manifest["layers"]] == [
+    group = json.loads((out / manifest["layers"][0]["include"]).read_text())
+    layers = group["layers"] + manifest["layers"][1:]
+    assert [layer["url"] for layer in layers] == [
         runtime, next(f for f in pointed(built / "output", "52-54-00-99-00-12") if "nodes/n02/runtime" in f)]
-    for layer in manifest["layers"]:
+    for layer in layers:
         data = (out / layer["url"]).read_bytes()
         assert layer["sha256"] == hashlib.sha256(data).hexdigest() and layer["size"] == len(data)
 
@@ -135,14 +143,25 @@ def test_one_node_change_rebuilds_what_it_affects(tmp_path: Path) -> None:
     rewritten = {f for f in after if f in before and after[f] != before[f]}
     assert rewritten <= {"etc/dhcpd.conf", "http/nodes/n03/runtime.json"} | {
         f for f in after if f.startswith(".state/")}, rewritten
+    assert {f for f in set(after) - set(before) if not f.startswith(".state/")} == {
+        "http/ipxe/52-54-00-99-00-33.ipxe",
+        *(f for f in after if f.startswith("http/nodes/n03/") and f not in before)}
     # The old script stays until the grace period ends: a node may be booting with it.
     assert (out / "http/ipxe/52-54-00-99-00-13.ipxe").is_file()
-    # A node's address is in every node's hosts file: the shared runtime part changes,
-    # and with it every node's pointers, but no other node's own files.
+    # An address is in the cluster's hosts file: the shared runtime part changes,
+    # and with it the group's pointers, but no other node's files.
+    before = snapshot(out)
     edit(project, "ip: 10.99.0.11", "ip: 10.99.0.21")
     result = run_doit(project)
-    assert ran(result) == {f"node:n0{i}" for i in range(1, 5)} | {
-        "shared:runtime:hosts,motd", "publish", "gc", "dhcp:dhcpd.conf"}
+    assert result.returncode == 0, result.stderr
+    assert ran(result) == {"node:n01", "node:n02", "node:n03", "node:n04", "shared:runtime:hosts,motd",
+                           "publish", "gc", "dhcp:dhcpd.conf"}
+    after = snapshot(out)
+    rewritten = {f for f in after if f in before and after[f] != before[f]}
+    assert {f for f in rewritten if not f.startswith(".state/")} == {
+        "etc/dhcpd.conf", *(f"http/nodes/n0{i}/runtime.json" for i in range(1, 5)),
+        *(f"http/ipxe/52-54-00-99-00-{i}.ipxe" for i in (11, 12, 33, 14)),
+        *(f for f in rewritten if f.startswith("http/groups/"))}
 
 
 def test_incremental_equals_clean(tmp_path: Path) -> None:

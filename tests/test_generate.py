@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -12,7 +13,8 @@ from tests.conftest import REPO
 from tests.netboot import nginx_main
 from toolchain import generate
 from toolchain.model import Cluster, load_cluster
-from toolchain.plan import Blob, NodePlan
+from toolchain.overlay import Planned, SourceFile
+from toolchain.plan import Blob, Group, NodePlan, OverlaySet
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -34,28 +36,42 @@ def node_plan(cluster: Cluster, name: str) -> NodePlan:
     """A node's plan with fixed blob names (real names carry digests of the code)."""
     def blob(url: str) -> Blob:
         return Blob(url, "0" * 64)
+    node = cluster.node(name)
+    sets = {kind: OverlaySet(kind, names, (), (), (), blob(f"shared/{kind}-{'5' * 20}.img.gz"), (), "",
+                             False)
+            for kind, names in (("system", node.system_overlays), ("runtime", node.runtime_overlays))}
+    # Both kinds have files of the node's own.
+    own_file = Planned("etc/x", SourceFile("etc/x.j2", Path("etc/x.j2"), "template"), Path("rootfs"),
+                       True, False)
+    sets = {k: dataclasses.replace(v, per_node=(own_file,)) for k, v in sets.items()}
+    group = Group("9" * 20, node.image, blob(f"images/demo/vmlinuz-{'1' * 20}"),
+                  blob(f"images/demo/image-{'1' * 20}.img.gz"), sets)
     own = {kind: blob(f"nodes/{name}/{kind}-{kind[0] * 20}.img.gz") for kind in ("system", "runtime")}
-    layers = {kind: [blob(f"shared/{kind}-{'5' * 20}.img.gz"), own[kind]] for kind in own}
-    return NodePlan(cluster.node(name), blob(f"images/demo/vmlinuz-{'1' * 20}"),
-                    blob(f"images/demo/image-{'1' * 20}.img.gz"), own, layers)
+    return NodePlan(node, group, own)
 
 
 def test_golden_files(cluster: Cluster) -> None:
     check_golden("dhcpd.conf", generate.dhcpd_conf(cluster))
-    check_golden("n01.ipxe", generate.node_ipxe(cluster, node_plan(cluster, "n01")))
+    np = node_plan(cluster, "n01")
+    check_golden("n01.ipxe", generate.node_ipxe(cluster, np))
+    check_golden("group.ipxe", generate.group_ipxe(cluster, np.group))
     check_golden("unknown.ipxe", generate.unknown_ipxe(cluster))
     check_golden("nginx.conf", generate.nginx_conf(cluster, Path("/srv/wwstatic/output/http")))
 
 
 def test_ipxe_layers_in_order(cluster: Cluster) -> None:
-    script = generate.node_ipxe(cluster, node_plan(cluster, "n02"))
-    lines = [line for line in script.splitlines() if line.startswith(("kernel ", "initrd "))]
-    names = ["image", "system1", "system2", "runtime1", "runtime2"]
+    np = node_plan(cluster, "n02")
+    script = generate.node_ipxe(cluster, np)
+    assert "set wwsystem nodes/n02/system-ssss" in script
+    assert "chain ${base}/groups/9999" in script
+    group = generate.group_ipxe(cluster, np.group)
+    lines = [line for line in group.splitlines() if line.startswith(("kernel ", "initrd "))]
+    names = ["image", "system", "system-node", "runtime", "runtime-node"]
     assert [line.split()[2] for line in lines] == ["vmlinuz", *names]
     assert lines[0].split()[4:9] == [f"initrd={n}" for n in names]
+    assert lines[0].endswith("${wwargs} || goto failed")
     assert "${base}/shared/system-" in lines[2]
-    assert "${base}/nodes/n02/system-ssss" in lines[3]
-    assert "console=ttyS0" in lines[0]
+    assert "${base}/${wwsystem}" in lines[3]
 
 
 def test_dhcpd_accepts_config(cluster: Cluster, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 
 from .model import Cluster
-from .plan import NodePlan
+from .plan import Group, NodePlan
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -31,8 +31,20 @@ def _render(name: str, **context: Any) -> str:
 
 
 def node_ipxe(cluster: Cluster, np: NodePlan) -> str:
+    """A node's script. The default sets the node's values and chains its group's script;
+    `kernel` and `initrds` let a custom template load everything itself."""
     return _render(f"ipxe/{np.node.ipxe_template}.ipxe.j2", node=np.node, head=cluster.head,
+                   group=np.group.script_url, own={k: b.url for k, b in np.own.items()},
                    kernel=np.kernel.url, initrds=[(name, b.url) for name, b in np.initrds()])
+
+
+def group_ipxe(cluster: Cluster, group: Group) -> str:
+    """The script a group's nodes chain to: kernel, image and shared layers by name,
+    each node's own layers from the variables its script set."""
+    initrds = [(name, f"${{base}}/{blob.url}" if blob else f"${{base}}/${{ww{kind}}}")
+               for name, kind, blob in group.initrds()]
+    return _render("group.ipxe.j2", group=group, head=cluster.head,
+                   kernel=group.kernel.url, initrds=initrds)
 
 
 def unknown_ipxe(cluster: Cluster) -> str:

@@ -10,6 +10,7 @@ after a grace period (gc.py).
 
     ipxe/<mac-hyphen>.ipxe                 pointer: a node's boot script
     nodes/<node>/runtime.json              pointer: a node's wwclient manifest
+    groups/<group>.ipxe, <group>.json      pointers: the same for a group of nodes (plan.py)
     nodes/<node>/<kind>-<digest>.img.gz    the node's own part of an overlay
     shared/<kind>-<digest>.img.gz          overlay files that are the same for many nodes
     images/<image>/vmlinuz-<digest>        kernel
@@ -26,6 +27,7 @@ NAME_DIGITS = 20
 
 # Directories of blobs, which the collector may clean; pointers are elsewhere or named.
 BLOB_DIRS = ("images", "nodes", "shared")
+POINTER_DIRS = ("ipxe", "groups")
 
 
 def short(digest: str) -> str:
@@ -46,6 +48,10 @@ def node_blob_url(node: str, kind: str, digest: str) -> str:
 
 def shared_url(kind: str, digest: str) -> str:
     return f"shared/{kind}-{short(digest)}.img.gz"
+
+
+def group_url(group: str, ext: str) -> str:
+    return f"groups/{group}.{ext}"
 
 
 def manifest_url(node: str) -> str:

@@ -51,25 +51,58 @@ class OverlaySet:
 
 
 @dataclass(frozen=True)
+class Group:
+    """Nodes with the same image and overlay lists share a kernel, image and shared layers.
+
+    The group's own pointers (an iPXE script and a wwclient manifest) name those,
+    so a change to a shared layer (the hosts file) rewrites a few group pointers,
+    not one pointer per node.
+    """
+    id: str                      # stable while the image and overlay lists stay the same
+    image: str
+    kernel: Blob
+    image_blob: Blob
+    sets: dict[str, OverlaySet]  # kind -> overlay set
+
+    def initrds(self) -> list[tuple[str, str, Blob | None]]:
+        """(name, kind, shared blob or None for the node's own) of each initrd, in load order."""
+        out: list[tuple[str, str, Blob | None]] = [("image", "image", self.image_blob)]
+        for kind in KINDS:
+            oset = self.sets[kind]
+            if oset.shared_blob:
+                out.append((kind, kind, oset.shared_blob))
+            if oset.per_node:
+                out.append((f"{kind}-node", kind, None))
+        return out
+
+    @property
+    def script_url(self) -> str:
+        return layout.group_url(self.id, "ipxe")
+
+    @property
+    def manifest_url(self) -> str:
+        return layout.group_url(self.id, "json")
+
+
+@dataclass(frozen=True)
 class NodePlan:
     node: Node
-    kernel: Blob
-    image: Blob
+    group: Group
     own: dict[str, Blob]            # kind -> the node's own blob (absent if it has none)
-    layers: dict[str, list[Blob]]   # kind -> blobs to unpack, in order
+
+    @property
+    def kernel(self) -> Blob:
+        return self.group.kernel
 
     def initrds(self) -> list[tuple[str, Blob]]:
         """(name, blob) of every initrd, in the order iPXE loads them."""
-        out = [("image", self.image)]
-        for kind in KINDS:
-            layers = self.layers[kind]
-            out += [(f"{kind}{i}" if len(layers) > 1 else kind, b) for i, b in enumerate(layers, 1)]
-        return out
+        return [(name, blob or self.own[kind]) for name, kind, blob in self.group.initrds()]
 
 
 @dataclass(frozen=True)
 class Plan:
     sets: dict[tuple[str, tuple[str, ...]], OverlaySet]
+    groups: dict[str, Group]
     nodes: dict[str, NodePlan]
     images: dict[str, tuple[Blob, Blob]]
 
@@ -90,11 +123,11 @@ def cluster_key(cluster: Cluster) -> str:
 
 
 def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
-              node_json: Mapping[str, str], image_keys: Mapping[str, str]) -> Plan:
+              node_key: Mapping[str, str], image_keys: Mapping[str, str]) -> Plan:
     """The plan of a build; `image_keys` are the images' input digests."""
     code = overlay_code()
     ckey = cluster_key(cluster)
-    nodes_key = digest(*(node_json[n.name] for n in cluster.nodes))
+    nodes_key = digest(*(node_key[n.name] for n in cluster.nodes))
     images = {name: (Blob(layout.kernel_url(name, key), key), Blob(layout.image_url(name, key), key))
               for name, key in image_keys.items()}
 
@@ -125,22 +158,24 @@ def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
             sets[(kind, names)] = found
         return found
 
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Group] = {}
     plans: dict[str, NodePlan] = {}
     for node in cluster.nodes:
+        gkey = (node.image, node.system_overlays, node.runtime_overlays)
+        group = groups.get(gkey)
+        if group is None:
+            kernel, image = images[node.image]
+            group = groups[gkey] = Group(layout.short(digest(repr(gkey))), node.image, kernel, image,
+                                         {"system": overlay_set("system", node.system_overlays),
+                                          "runtime": overlay_set("runtime", node.runtime_overlays)})
         own: dict[str, Blob] = {}
-        layers: dict[str, list[Blob]] = {}
-        for kind in KINDS:
-            names = node.system_overlays if kind == "system" else node.runtime_overlays
-            oset = overlay_set(kind, names)
-            layers[kind] = [oset.shared_blob] if oset.shared_blob else []
+        for kind, oset in group.sets.items():
             if oset.per_node:
-                key = digest(oset.node_key, node_json[node.name],
+                key = digest(oset.node_key, node_key[node.name],
                              nodes_key if oset.per_node_reads_nodes else "")
                 own[kind] = Blob(layout.node_blob_url(node.name, kind, key), key)
-                layers[kind].append(own[kind])
-        kernel, image = images[node.image]
-        plans[node.name] = NodePlan(node, kernel, image, own, layers)
-    return Plan(sets, plans, images)
+        plans[node.name] = NodePlan(node, group, own)
+    return Plan(sets, {g.id: g for g in groups.values()}, plans, images)
 
 
 def node_context(cluster: Cluster, node: Node) -> dict[str, Any]:

@@ -1,10 +1,18 @@
 """Pointers: the small files that name blobs, written last and atomically.
 
-A node's iPXE script names its kernel and initrds; its wwclient manifest names
-its runtime layers with their sha256 and size. They are replaced only after
-every blob they name is in place, so whatever a node reads is complete. A state
-file remembers each node's pointer inputs, so a build rewrites only the
-pointers of nodes whose inputs changed.
+A node's iPXE script sets the node's own values (kernel arguments, its own
+overlay blobs) and chains its group's script, which names the kernel, the
+image and the shared overlay blobs; a node's wwclient manifest names its own
+runtime blob and includes the group's manifest of shared layers. Pointers are
+replaced only after every blob they name is in place, group pointers before
+node pointers, so whatever a node reads names complete files. The shared and
+own layers never hold the same path (plan.py), so a node that reads a group
+pointer from just after a build and its own from just before still gets a
+complete, coherent set of files.
+
+A state file remembers each node's pointer inputs, so a build rewrites only
+the pointers of nodes whose inputs changed: a new hosts file (a shared layer)
+rewrites the group pointers only.
 """
 
 from __future__ import annotations
@@ -19,17 +27,17 @@ from . import generate, layout
 from .fingerprint import digest
 from .fsutil import write_atomic
 from .model import Cluster
-from .plan import Blob, NodePlan, Plan
+from .plan import Blob, Group, NodePlan, Plan
 
 MANIFEST_FORMAT = 1
 
 
-def pointer_key(np: NodePlan, node_json: str, base_key: str) -> str:
+def pointer_key(np: NodePlan, node_key: str, base_key: str) -> str:
     """What a node's pointers are made from (blob contents are fixed by their names).
 
     `base_key` covers the cluster-wide settings and the pointer templates.
     """
-    return digest(base_key, node_json, np.kernel.url, *(b.url for _, b in np.initrds()))
+    return digest(base_key, node_key, np.group.id, *(b.url for b in np.own.values()))
 
 
 class _Sums:
@@ -39,22 +47,30 @@ class _Sums:
         self.http = http
         self.seen: dict[str, tuple[str, int]] = {}
 
-    def __call__(self, blob: Blob) -> tuple[str, int]:
+    def layer(self, blob: Blob) -> dict[str, object]:
         found = self.seen.get(blob.url)
         if found is None:
             data = (self.http / blob.url).read_bytes()
             found = self.seen[blob.url] = (hashlib.sha256(data).hexdigest(), len(data))
-        return found
+        return {"url": blob.url, "sha256": found[0], "size": found[1]}
 
 
-def manifest(cluster: Cluster, np: NodePlan, sums: _Sums) -> str:
-    layers = []
-    for blob in np.layers["runtime"]:
-        sha, size = sums(blob)
-        layers.append({"url": blob.url, "sha256": sha, "size": size})
-    doc = {"format": MANIFEST_FORMAT, "node": np.node.name,
-           "interval": cluster.wwclient_interval, "layers": layers}
+def _json(doc: dict[str, object]) -> str:
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def group_manifest(group: Group, sums: _Sums) -> str:
+    shared = group.sets["runtime"].shared_blob
+    return _json({"format": MANIFEST_FORMAT, "group": group.id,
+                  "layers": [sums.layer(shared)] if shared else []})
+
+
+def node_manifest(cluster: Cluster, np: NodePlan, sums: _Sums) -> str:
+    layers: list[dict[str, object]] = [{"include": np.group.manifest_url}]
+    if "runtime" in np.own:
+        layers.append(sums.layer(np.own["runtime"]))
+    return _json({"format": MANIFEST_FORMAT, "node": np.node.name,
+                  "interval": cluster.wwclient_interval, "layers": layers})
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
@@ -68,36 +84,40 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def publish(cluster: Cluster, plan: Plan, http: Path, state: Path, node_json: Mapping[str, str],
+def publish(cluster: Cluster, plan: Plan, http: Path, state: Path, node_keys: Mapping[str, str],
             base_key: str) -> int:
-    """Write the pointers of every node whose inputs changed; return how many files changed."""
+    """Write the group pointers, then each node's whose inputs changed; return files changed."""
     try:
         done: dict[str, str] = json.loads(state.read_text())
     except (FileNotFoundError, ValueError):
         done = {}
     sums = _Sums(http)
     changed = 0
+    for group in plan.groups.values():
+        changed += _write_if_changed(http / group.script_url, generate.group_ipxe(cluster, group))
+        changed += _write_if_changed(http / group.manifest_url, group_manifest(group, sums))
     now: dict[str, str] = {}
     for name, np in plan.nodes.items():
-        key = pointer_key(np, node_json[name], base_key)
-        now[name] = key
+        key = now[name] = pointer_key(np, node_keys[name], base_key)
         if done.get(name) == key and (http / layout.ipxe_path(np.node)).exists():
             continue
         changed += _write_if_changed(http / layout.ipxe_path(np.node), generate.node_ipxe(cluster, np))
-        changed += _write_if_changed(http / layout.manifest_url(name), manifest(cluster, np, sums))
+        changed += _write_if_changed(http / layout.manifest_url(name), node_manifest(cluster, np, sums))
     changed += _write_if_changed(http / layout.UNKNOWN_IPXE, generate.unknown_ipxe(cluster))
     write_atomic(state, json.dumps(now, sort_keys=True))
     return changed
 
 
-def referenced(cluster: Cluster, plan: Plan) -> set[str]:
+def referenced(plan: Plan) -> set[str]:
     """Every file under output/http the current pointers name, pointers included."""
     refs = {layout.UNKNOWN_IPXE}
+    for group in plan.groups.values():
+        refs.update((group.script_url, group.manifest_url, group.kernel.url))
+        refs.update(b.url for _, _, b in group.initrds() if b)
     for np in plan.nodes.values():
         refs.add(layout.ipxe_path(np.node))
         refs.add(layout.manifest_url(np.node.name))
-        refs.add(np.kernel.url)
-        refs.update(b.url for _, b in np.initrds())
+        refs.update(b.url for b in np.own.values())
     for kernel, image in plan.images.values():
         refs.update((kernel.url, image.url))
     return refs

@@ -34,7 +34,7 @@ from .fsutil import copy_atomic, write_atomic
 from .image import build_image, find_kernel, tree_digest
 from .model import Cluster, Image
 from .plan import KINDS, Plan, make_plan, node_context, shared_context
-from .publish import publish, referenced, served_files
+from .publish import pointer_key, publish, referenced, served_files
 
 __all__ = [
     "DOIT_CONFIG",
@@ -73,7 +73,7 @@ Task = dict[str, Any]
 class Project:
     root: Path
     cluster: Cluster
-    node_json: dict[str, str]
+    node_keys: dict[str, str]
 
     @property
     def out(self) -> Path:
@@ -93,10 +93,10 @@ def project() -> Project:
     """The project in the current directory; a bad cluster.yaml ends the run here."""
     root = Path.cwd()
     try:
-        cluster, nodes = model_cache.load(root / "cluster.yaml", root / "output" / ".state")
+        cluster = model_cache.load(root / "cluster.yaml", root / "output" / ".state")
     except WWError as err:
         raise SystemExit(report(err)) from None
-    return Project(root, cluster, nodes)
+    return Project(root, cluster, model_cache.node_keys(cluster))
 
 
 def _digest(*parts: str) -> str:
@@ -238,7 +238,7 @@ def _env() -> jinja2.Environment:
 def _plan() -> Plan:
     p = project()
     try:
-        return make_plan(p.root, p.cluster, _env(), p.node_json, _image_keys())
+        return make_plan(p.root, p.cluster, _env(), p.node_keys, _image_keys())
     except WWError as err:
         raise SystemExit(report(err)) from None
 
@@ -306,12 +306,12 @@ def task_node() -> Iterator[Task]:
 def _pointer_base(p: Project) -> str:
     """What every node's pointers depend on besides the node and its blobs."""
     return _digest(code_digest("publish.py", "generate.py", "plan.py", "layout.py", "templates/ipxe/*",
-                               "templates/unknown.ipxe.j2"),
+                               "templates/*.ipxe.j2"),
                    repr(p.cluster.head), str(p.cluster.wwclient_interval), Path(p.cluster.path).name)
 
 
 def _publish(p: Project) -> None:
-    publish(p.cluster, _plan(), p.http, p.state / "pointers.json", p.node_json, _pointer_base(p))
+    publish(p.cluster, _plan(), p.http, p.state / "pointers.json", p.node_keys, _pointer_base(p))
 
 
 def task_publish() -> Task:
@@ -319,8 +319,9 @@ def task_publish() -> Task:
     p = project()
     plan = _plan()
     base = _pointer_base(p)
-    key = _digest(base, *(f"{n}\0{p.node_json[n]}\0{np.kernel.url}\0"
-                          + " ".join(b.url for _, b in np.initrds()) for n, np in plan.nodes.items()))
+    key = _digest(base, *(f"{g.id}\0{g.kernel.url}\0{g.image_blob.url}\0"
+                          + " ".join(b.url for _, _, b in g.initrds() if b) for g in plan.groups.values()),
+                  *(pointer_key(np, p.node_keys[n], base) for n, np in plan.nodes.items()))
     return {
         "doc": "iPXE scripts and wwclient manifests, written after every blob they name",
         "actions": [_action(_publish, p)],
@@ -334,8 +335,8 @@ def _grace() -> float:
 
 
 def _collect(p: Project) -> None:
-    named = referenced(p.cluster, _plan())
-    result = gc.collect(p.http, served_files(p.http, ("ipxe", *layout.BLOB_DIRS)), named,
+    named = referenced(_plan())
+    result = gc.collect(p.http, served_files(p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)), named,
                         p.state / "gc.json", _grace())
     if result.removed:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
@@ -349,7 +350,7 @@ def _gc_uptodate(task: object, values: dict[str, Any]) -> bool:
 def task_gc() -> Task:
     """Remove served files no pointer names any more, after a grace period."""
     p = project()
-    named = referenced(p.cluster, _plan())
+    named = referenced(_plan())
     return {
         "doc": "remove files no pointer names, once unnamed for the grace period",
         "actions": [_action(_collect, p)],
