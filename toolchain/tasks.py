@@ -288,6 +288,8 @@ def task_ipxe() -> Iterator[Task]:
     """Per-node iPXE scripts, and the script for unknown MACs."""
     p = project()
     for node in p.cluster.nodes:
+        if not node.bootable:  # discoverable, no MAC yet: `wwstatic discover --assign` binds one
+            continue
         yield _text_task(node.name, p.http / generate.ipxe_path(node),
                          generate.node_ipxe(p.cluster, node), f"iPXE script of {node.name}")
     yield _text_task("@unknown", p.http / "ipxe" / "unknown.ipxe",
