@@ -454,6 +454,7 @@ class _Loader:
     def check_unique(self, nodes: list[Node], locs: dict[str, Loc], head: Head) -> None:
         macs: dict[str, str] = {}
         ips: dict[str, str] = {str(head.ip): "the head"}
+        bmcs: dict[str, str] = {}
         for n in nodes:
             for dev in n.network.values():
                 what = f"node {n.name} network {dev.name}"
@@ -468,11 +469,18 @@ class _Loader:
                                    locs[n.name], "give every device its own address")
                     ips.setdefault(dev.ip, what)
             if n.ipmi.ip:
+                # BMCs may share an address on distinct UDP ports (a chassis
+                # manager, port forwarding, simulators), but not with a device.
                 what = f"node {n.name} ipmi"
-                if n.ipmi.ip in ips:
+                at = f"{n.ipmi.ip}:{n.ipmi.port}"
+                if n.ipmi.ip in ips and not ips[n.ipmi.ip].endswith(" ipmi"):
                     self.error(f"{what} has IP {n.ipmi.ip}, already used by {ips[n.ipmi.ip]}",
                                locs[n.name], "give every BMC its own address")
+                elif at in bmcs:
+                    self.error(f"{what} has address {at}, already used by {bmcs[at]}",
+                               locs[n.name], "give every BMC its own address or port")
                 ips.setdefault(n.ipmi.ip, what)
+                bmcs.setdefault(at, what)
 
 
 @dataclass(frozen=True)

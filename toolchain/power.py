@@ -50,7 +50,7 @@ class Result:
 def _argv(node: Node, command: list[str], password_file: Path, opt: Options) -> list[str]:
     i = node.ipmi
     argv = ["ipmitool", "-I", i.interface, "-H", i.ip, "-p", str(i.port),
-            "-N", str(opt.timeout), "-R", str(opt.retries), "-v"]
+            "-N", str(opt.timeout), "-R", str(opt.retries)]
     if i.interface == "lanplus":
         argv += ["-C", str(opt.cipher)]
     if i.user:
@@ -100,6 +100,16 @@ def one(node: Node, command: list[str], secrets: Path, opt: Options) -> Result:
         out = run(_argv(node, command, pw, opt), capture=True, hint="install ipmitool",
                   timeout=opt.timeout * (opt.retries + 1) * 4 + 10)
     except ProcError as err:
+        if "Unable to establish" not in err.stderr:
+            return Result(node.name, False, explain(node, err, opt))
+        # No session: ipmitool says why only when verbose, and verbose output
+        # would garble the result, so ask again, verbose and harmlessly (a power
+        # command must not be sent twice).
+        try:
+            run([*_argv(node, ["-v", *ACTIONS["status"]], pw, opt)], capture=True,
+                timeout=opt.timeout * (opt.retries + 1) * 4 + 10)
+        except ProcError as again:
+            return Result(node.name, False, explain(node, again, opt))
         return Result(node.name, False, explain(node, err, opt))
     finally:
         pw.unlink()
