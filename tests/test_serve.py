@@ -107,9 +107,9 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
         if serve.poll() is None:
             serve.send_signal(signal.SIGTERM)
             serve.wait(timeout=30)
-        for pid in pids.values():
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        for child in pids.values():
+            if alive(child):
+                os.kill(child, signal.SIGKILL)
 
 
 def test_serve_status_discover(lab: dict[str, Any], tmp_path: Path) -> None:
