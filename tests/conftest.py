@@ -37,11 +37,15 @@ def make_project(dest: Path, edit: object = None) -> Path:
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The shipped demo, built, with nodes told to power off once booted."""
+    dest = tmp_path_factory.mktemp("demo")
+
     def edit(data: dict[str, object]) -> None:
         profile = data["profiles"]["default"]  # type: ignore[index]
         profile["kernel"]["args"] += ["wwstatic.demo=poweroff", "panic=5"]
+        # The generated nginx server block logs here (in wwstatic's format).
+        data["head"]["access_log"] = str(dest / "access.log")  # type: ignore[index]
 
-    project = make_project(tmp_path_factory.mktemp("demo"), edit)
+    project = make_project(dest, edit)
     done = run_doit(project)
     assert done.returncode == 0, done.stdout + done.stderr
     yield project
