@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BOOT_TIMES: list[tuple[str, dict[str, float]]] = []
+
+
+def pointed(output: Path, mac: str) -> list[str]:
+    """The files a node's iPXE script and the group script it chains name, relative to output/http."""
+    script = (output / "http/ipxe" / f"{mac.replace(':', '-')}.ipxe").read_text()
+    values = dict(re.findall(r"^set (ww\w+) (\S+)$", script, re.M))
+    group = re.findall(r"^chain \$\{base\}/(\S+)", script, re.M)
+    assert len(group) == 1, script
+    text = (output / "http" / group[0]).read_text()
+    urls = re.findall(r"^(?:kernel|initrd) .*?\$\{base\}/(\S+)", text, re.M)
+    return [group[0], *(re.sub(r"\$\{(ww\w+)\}", lambda m: values[m.group(1)], u) for u in urls)]
 
 
 def run_doit(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,11 +49,15 @@ def make_project(dest: Path, edit: object = None) -> Path:
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The shipped demo, built, with nodes told to power off once booted."""
+    dest = tmp_path_factory.mktemp("demo")
+
     def edit(data: dict[str, object]) -> None:
         profile = data["profiles"]["default"]  # type: ignore[index]
         profile["kernel"]["args"] += ["wwstatic.demo=poweroff", "panic=5"]
+        # The generated nginx server block logs here (in wwstatic's format).
+        data["head"]["access_log"] = str(dest / "access.log")  # type: ignore[index]
 
-    project = make_project(tmp_path_factory.mktemp("demo"), edit)
+    project = make_project(dest, edit)
     done = run_doit(project)
     assert done.returncode == 0, done.stdout + done.stderr
     yield project

@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import BOOT_TIMES
 from tests.netboot import NetLab
+from toolchain.accesslog import Scan
+from toolchain.model import load_cluster
 
 pytestmark = pytest.mark.boot
 
@@ -58,9 +60,12 @@ def test_node_boots(mode: str, net: NetLab, demo_project: Path) -> None:
     script = demo_project / "output/http/ipxe" / f"{mac.replace(':', '-')}.ipxe"
     digest = hashlib.sha256(script.read_bytes()).hexdigest()
     assert f"demo: fetched http://10.99.0.1/ipxe/{script.name} sha256={digest}" in log
-    access = (net.workdir / "access.log").read_text()
-    assert any(line.startswith(ip) and f"GET /ipxe/{script.name}" in line and "Wget" in line
-               for line in access.splitlines()), access
+    # nginx logged it in wwstatic's format, and `wwstatic status` reads the boot from it.
+    access = demo_project / "access.log"
+    fields = [line.split("\t") for line in access.read_text().splitlines()]
+    assert any(f[2] == ip and f[5] == f"/ipxe/{script.name}" and "Wget" in f[7] for f in fields), fields
+    seen = Scan(load_cluster(demo_project / "cluster.yaml"), access).update().nodes[node]
+    assert seen.boot is not None and seen.boot.ip == ip
     assert "demo: powering off" in log
     if mode == "uefi-pxe":
         assert "sending snponly.efi" in (net.workdir / "tftp.log").read_text()

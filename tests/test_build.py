@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_project, run_doit
+from tests.conftest import make_project, pointed, run_doit
 
 
 def snapshot(output: Path) -> dict[str, tuple[str, int]]:
@@ -41,17 +41,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_doit(project)
     assert result.returncode == 0, result.stdout + result.stderr
     return project
-
-
-def pointed(output: Path, mac: str) -> list[str]:
-    """The files a node's iPXE script and the group script it chains name, relative to output/http."""
-    script = (output / "http/ipxe" / f"{mac}.ipxe").read_text()
-    values = dict(re.findall(r"^set (ww\w+) (\S+)$", script, re.M))
-    group = re.findall(r"^chain \$\{base\}/(\S+)", script, re.M)
-    assert len(group) == 1, script
-    text = (output / "http" / group[0]).read_text()
-    urls = re.findall(r"^(?:kernel|initrd) .*?\$\{base\}/(\S+)", text, re.M)
-    return [group[0], *(re.sub(r"\$\{(ww\w+)\}", lambda m: values[m.group(1)], u) for u in urls)]
 
 
 def test_every_artifact_is_built(built: Path) -> None:

@@ -774,7 +774,7 @@ def test_duplicates_across_devices_and_bmcs(tmp_path: Path) -> None:
         (Loc(file, 14, 3),
          "node n2 network default has MAC 52:54:00:00:00:99, already used by node n1 network ib"),
         (Loc(file, 14, 3), "node n2 ipmi has IP 10.1.0.11, already used by node n1 network ib"),
-        (Loc(file, 19, 3), "node n3 ipmi has IP 10.2.0.11, already used by node n1 ipmi"),
+        (Loc(file, 19, 3), "node n3 ipmi has address 10.2.0.11:623, already used by node n1 ipmi"),
         (Loc(file, 24, 3), "node n4 ipmi has IP 10.0.0.14, already used by node n4 network default"),
     ], show(errors)
     assert all(e.hint for e in errors)

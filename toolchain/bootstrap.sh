@@ -1,13 +1,14 @@
 #!/bin/sh
 # Prepare a Debian 12 machine for wwstatic, then keep quiet: the system packages
 # wwstatic drives (iPXE binaries, DHCP/TFTP/HTTP daemons, QEMU for the boot
-# tests) and a virtual environment .venv with wwstatic and its test tools.
+# tests, ipmitool and OpenIPMI's BMC simulator for the power tests) and a
+# virtual environment .venv with wwstatic and its test tools.
 # Run as root (or with sudo available). Running it again changes nothing.
 set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="python3 python3-venv libarchive13 ipxe ipxe-qemu qemu-system-x86 ovmf
-isc-dhcp-server nginx-light cpio kmod iproute2 procps"
+isc-dhcp-server nginx-light cpio kmod iproute2 procps ipmitool openipmi"
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

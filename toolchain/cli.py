@@ -1,4 +1,4 @@
-"""The `wwstatic` command: build, check, and serve TFTP."""
+"""The `wwstatic` command: build, check, serve, and day-2 operations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import inspect, spec, wwimport
+from . import discover, inspect, power, serve, spec, status, wwimport
 from .errors import WWError, report
 from .model import load_cluster
 
@@ -109,6 +109,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--listen", default="0.0.0.0", help="address to listen on")
     t.add_argument("--port", type=int, default=69)
     t.set_defaults(func=_tftp)
+
+    serve.register(sub)
+    status.register(sub)
+    discover.register(sub)
+    power.register(sub)
     return p
 
 

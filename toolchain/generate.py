@@ -52,7 +52,9 @@ def unknown_ipxe(cluster: Cluster) -> str:
 
 
 def dhcpd_conf(cluster: Cluster) -> str:
-    return _render("dhcpd.conf.j2", head=cluster.head, nodes=cluster.nodes, dhcp=cluster.dhcp,
+    # A discoverable node without a MAC yet has no host entry: dhcpd needs a MAC.
+    nodes = [n for n in cluster.nodes if n.bootable]
+    return _render("dhcpd.conf.j2", head=cluster.head, nodes=nodes, dhcp=cluster.dhcp,
                    cluster_file=Path(cluster.path).name, lease_time=cluster.dhcp.lease_time)
 
 

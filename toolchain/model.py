@@ -35,6 +35,7 @@ class Head:
     http_host: str
     http_port: int
     fqdn: str = ""
+    access_log: str = "/var/log/nginx/wwstatic-access.log"
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,11 @@ class Node:
     @property
     def mac(self) -> str:
         return self.primary.mac
+
+    @property
+    def bootable(self) -> bool:
+        """Whether the boot chain can know it: a discoverable node may not have a MAC yet."""
+        return bool(self.mac)
 
     @property
     def mac_hyphen(self) -> str:
@@ -287,7 +293,8 @@ class _Loader:
                        _loc(tree, "http", default=raw.loc),
                        "iPXE fetches over plain HTTP; write e.g. http://10.0.0.1 or http://10.0.0.1:8080")
             return None
-        return Head(ip, net, http, host, port, _get(tree, "fqdn", default=""))
+        return Head(ip, net, http, host, port, _get(tree, "fqdn", default=""),
+                    _get(tree, "access_log", default=Head.access_log))
 
     def images(self, raw: YNode | None) -> dict[str, Image]:
         out: dict[str, Image] = {}
@@ -447,6 +454,7 @@ class _Loader:
     def check_unique(self, nodes: list[Node], locs: dict[str, Loc], head: Head) -> None:
         macs: dict[str, str] = {}
         ips: dict[str, str] = {str(head.ip): "the head"}
+        bmcs: dict[str, str] = {}
         for n in nodes:
             for dev in n.network.values():
                 what = f"node {n.name} network {dev.name}"
@@ -461,11 +469,18 @@ class _Loader:
                                    locs[n.name], "give every device its own address")
                     ips.setdefault(dev.ip, what)
             if n.ipmi.ip:
+                # BMCs may share an address on distinct UDP ports (a chassis
+                # manager, port forwarding, simulators), but not with a device.
                 what = f"node {n.name} ipmi"
-                if n.ipmi.ip in ips:
+                at = f"{n.ipmi.ip}:{n.ipmi.port}"
+                if n.ipmi.ip in ips and not ips[n.ipmi.ip].endswith(" ipmi"):
                     self.error(f"{what} has IP {n.ipmi.ip}, already used by {ips[n.ipmi.ip]}",
                                locs[n.name], "give every BMC its own address")
+                elif at in bmcs:
+                    self.error(f"{what} has address {at}, already used by {bmcs[at]}",
+                               locs[n.name], "give every BMC its own address or port")
                 ips.setdefault(n.ipmi.ip, what)
+                bmcs.setdefault(at, what)
 
 
 @dataclass(frozen=True)
@@ -502,7 +517,8 @@ class _Checks:
             ld.error(f"{what}: root `{root}` is not initramfs, tmpfs or a device", loc("root"),
                      "write initramfs (run from RAM), tmpfs, or a device such as /dev/sda2")
 
-        network = self.network(ld, what, t.get("network", {}), head, key_loc, partial)
+        discoverable = _get(t, "discoverable", default=False)
+        network = self.network(ld, what, t.get("network", {}), head, key_loc, partial, discoverable)
         ipmi_tree = t.get("ipmi", {})
         ipmi = Ipmi(ip=str(_get(ipmi_tree, "ip", default="") or ""),
                     netmask=_get(ipmi_tree, "netmask", default=""),
@@ -539,11 +555,11 @@ class _Checks:
             disks={d: _plain_struct(v) for d, v in t.get("disks", {}).items()},
             filesystems={d: _plain_struct(v) for d, v in t.get("filesystems", {}).items()},
             profiles=chain, comment=_get(t, "comment", default=""),
-            discoverable=_get(t, "discoverable", default=False),
+            discoverable=discoverable,
             asset_key=_get(t, "asset_key", default=""))
 
     def network(self, ld: _Loader, what: str, devs: Tree, head: Head | None,
-                key_loc: Loc, partial: bool) -> dict[str, NetDev] | None:
+                key_loc: Loc, partial: bool, discoverable: bool = False) -> dict[str, NetDev] | None:
         if not devs:
             if partial:
                 return None
@@ -577,9 +593,11 @@ class _Checks:
             if netmask is None and ip is not None and head is not None and ip in head.network:
                 netmask = str(head.network.netmask)
             if name == primary:
-                if mac is None and not partial:
+                # A discoverable node gets its MAC from `wwstatic discover --assign`.
+                if not mac and not partial and not discoverable:
                     ld.error(f"{dwhat} (the primary device) has no `mac`", key_loc,
-                             'the boot chain knows a node by its MAC: add mac: "52:54:00:12:34:56"')
+                             'the boot chain knows a node by its MAC: add mac: "52:54:00:12:34:56", '
+                             "or mark the node discoverable: true")
                 if ip is None:
                     if not partial:
                         ld.error(f"{dwhat} (the primary device) has no `ip`", key_loc,

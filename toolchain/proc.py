@@ -13,14 +13,24 @@ from .errors import WWError
 log = logging.getLogger("wwstatic")
 
 
+class ProcError(WWError):
+    """A program failed (or timed out): callers that explain failures read its stderr."""
+
+    def __init__(self, message: str, *, hint: str, returncode: int | None, stderr: str) -> None:
+        super().__init__(message, hint=hint)
+        self.returncode = returncode  # None: killed after the timeout
+        self.stderr = stderr
+
+
 def run(
     argv: Sequence[str | Path],
     *,
     cwd: Path | None = None,
     capture: bool = False,
     hint: str = "",
+    timeout: float | None = None,
 ) -> str:
-    """Run argv; return its stdout when `capture`; raise WWError if it fails."""
+    """Run argv; return its stdout when `capture`; raise ProcError if it fails."""
     args = [str(a) for a in argv]
     log.debug("run: %s", shlex.join(args))
     try:
@@ -31,14 +41,19 @@ def run(
             stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.PIPE,
             text=True,
+            timeout=timeout,
         )
     except FileNotFoundError:
         raise WWError(f"{args[0]} is not installed", hint=hint) from None
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raise ProcError(f"{args[0]} did not finish within {timeout:g} s", hint=hint,
+                        returncode=None, stderr=err) from None
     if done.returncode != 0:
         tail = (done.stderr or "").strip().splitlines()[-5:]
-        raise WWError(
+        raise ProcError(
             f"{shlex.join(args)} failed with exit code {done.returncode}"
             + ("".join(f"\n  | {line}" for line in tail)),
-            hint=hint,
+            hint=hint, returncode=done.returncode, stderr=done.stderr or "",
         )
     return done.stdout if capture else ""

@@ -99,9 +99,11 @@ def publish(cluster: Cluster, plan: Plan, http: Path, state: Path, node_keys: Ma
     now: dict[str, str] = {}
     for name, np in plan.nodes.items():
         key = now[name] = pointer_key(np, node_keys[name], base_key)
-        if done.get(name) == key and (http / layout.ipxe_path(np.node)).exists():
+        if done.get(name) == key:
             continue
-        changed += _write_if_changed(http / layout.ipxe_path(np.node), generate.node_ipxe(cluster, np))
+        # A discoverable node with no MAC yet has no script (`wwstatic discover --assign`).
+        if np.node.bootable:
+            changed += _write_if_changed(http / layout.ipxe_path(np.node), generate.node_ipxe(cluster, np))
         changed += _write_if_changed(http / layout.manifest_url(name), node_manifest(cluster, np, sums))
     changed += _write_if_changed(http / layout.UNKNOWN_IPXE, generate.unknown_ipxe(cluster))
     write_atomic(state, json.dumps(now, sort_keys=True))
@@ -115,7 +117,8 @@ def referenced(plan: Plan) -> set[str]:
         refs.update((group.script_url, group.manifest_url, group.kernel.url))
         refs.update(b.url for _, _, b in group.initrds() if b)
     for np in plan.nodes.values():
-        refs.add(layout.ipxe_path(np.node))
+        if np.node.bootable:
+            refs.add(layout.ipxe_path(np.node))
         refs.add(layout.manifest_url(np.node.name))
         refs.update(b.url for b in np.own.values())
     for kernel, image in plan.images.values():

@@ -69,8 +69,13 @@ class Reader:
             return self.items(f, node, what, source)
         if f.kind is Kind.TAGS:
             return self.tags(node, what, source)
+        if f.per_node and isinstance(node, YScalar) and node.kind == "null":
+            return Val("", node.loc, source)   # not known yet, for every node of the key
         if f.per_node and isinstance(node, YSeq):
-            values = [self.guard(leaf, f, n, what) for n in node.items]
+            # `null` holds the place of a value not known yet (a discoverable
+            # node's MAC); the model decides whether that node may lack it.
+            values = ["" if isinstance(n, YScalar) and n.kind == "null" else self.guard(leaf, f, n, what)
+                      for n in node.items]
             if any(v is None for v in values):
                 return None
             if len(values) != count:

@@ -53,8 +53,8 @@ NETDEV = (
     Field("type", Kind.CHOICE, "kind of interface", "ethernet",
           choices=("ethernet", "infiniband", "bond", "vlan")),
     Field("device", Kind.NAME, "interface name on the node, e.g. eno1 or ib0"),
-    Field("mac", Kind.MAC, "hardware address; for a hostlist key, a list with one per node",
-          per_node=True),
+    Field("mac", Kind.MAC, "hardware address; for a hostlist key, a list with one per node "
+          "(`null` for a discoverable node whose MAC is not known yet)", per_node=True),
     Field("ip", Kind.IPV4, "IPv4 address; for a hostlist key, the first node's, counted up",
           increments=True),
     Field("netmask", Kind.NETMASK, "IPv4 netmask (default: the cluster network's)"),
@@ -129,7 +129,8 @@ NODE = (
     Field("disks", Kind.DICT, "disks by device, with their partitions", fields=DISK,
           entry="disk device"),
     Field("filesystems", Kind.DICT, "file systems by device", fields=FILESYSTEM, entry="device"),
-    Field("discoverable", Kind.BOOL, "may be bound to an unknown MAC by `wwstatic discover`",
+    Field("discoverable", Kind.BOOL, "may be bound to an unknown MAC by `wwstatic discover "
+          "--assign`; until then it needs no MAC (and gets no iPXE script or DHCP entry)",
           False, node_only=True),
     Field("asset_key", Kind.STR, "the chassis asset tag the node must present", node_only=True),
 )
@@ -139,6 +140,8 @@ HEAD = (
     Field("network", Kind.STR, "the cluster network, e.g. 10.0.0.0/24"),
     Field("http", Kind.STR, "base URL the nodes fetch from (default http://<ip>)"),
     Field("fqdn", Kind.STR, "the head's fully qualified name"),
+    Field("access_log", Kind.PATH, "where nginx writes the access log that `wwstatic status` "
+          "and `wwstatic discover` read", "/var/log/nginx/wwstatic-access.log"),
 )
 
 DHCP_RANGE = (
@@ -224,7 +227,7 @@ def _field_schema(f: Field) -> dict[str, Any]:
         if f.kind is Kind.INT:
             out["maximum"] = f.maximum
     if f.per_node:
-        out = {"anyOf": [out, {"type": "array", "items": out}]}
+        out = {"anyOf": [out, {"type": "array", "items": {"anyOf": [out, {"type": "null"}]}}]}
     out["description"] = f.help
     if f.default is not None and f.kind not in (Kind.STRUCT, Kind.DICT):
         out["default"] = f.default
