@@ -44,6 +44,11 @@ def ipxe_path(node: Node) -> str:
     return f"ipxe/{node.mac_hyphen}.ipxe"
 
 
+def ipxe_path_pattern(mac: str = "${mac:hexhyp}") -> str:
+    """ipxe_path() with the MAC left to iPXE: `mac` is an iPXE setting, e.g. ${netX/mac:hexhyp}."""
+    return f"ipxe/{mac}.ipxe"
+
+
 def node_ipxe(cluster: Cluster, node: Node) -> str:
     return _render(f"ipxe/{node.ipxe_template}.ipxe.j2", node=node, head=cluster.head,
                    kernel=kernel_url(node.image), image=image_url(node.image),

@@ -21,7 +21,7 @@ import jinja2.meta
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from . import demo, generate, overlay
+from . import demo, generate, iso, overlay
 from .archive import Compression, Entry, write_cpio
 from .errors import WWError, report
 from .fsutil import copy_atomic, write_atomic
@@ -34,6 +34,7 @@ __all__ = [
     "task_dhcp",
     "task_image",
     "task_ipxe",
+    "task_iso",
     "task_nginx",
     "task_runtime",
     "task_system",
@@ -306,3 +307,48 @@ def task_nginx() -> Iterator[Task]:
     p = project()
     yield _text_task("nginx.conf", p.out / "etc" / "nginx.conf",
                      generate.nginx_conf(p.cluster, p.http), "nginx server block")
+
+
+# --- boot ISOs ----------------------------------------------------------------
+
+def _iso_deps(kind: str) -> list[Path]:
+    # The ISO builder itself, and the loaders it copies from system packages; a
+    # missing loader is reported by the action (other tasks still build).
+    loaders = [f.resolve() for f in iso.loaders(kind) if f.exists()]
+    return [Path(iso.__file__), *loaders]
+
+
+def task_iso() -> Iterator[Task]:
+    """Boot ISOs: the cluster's network ISO, and a standalone ISO per node that asks for one."""
+    p = project()
+    out = p.out / "iso"
+    # After `dhcp`, netX is the interface that got the lease: the one whose script to run.
+    script = generate.ipxe_path_pattern("${netX/mac:hexhyp}")
+    yield {
+        "name": "network",
+        "doc": "network boot ISO: iPXE, then the node's script from the head",
+        "actions": [_action(iso.network_iso, p.cluster.head.http, script, out / "network.iso")],
+        "file_dep": _iso_deps("network"),
+        "targets": [out / "network.iso"],
+        "uptodate": [config_changed(_digest(p.cluster.head.http, script))],
+        "clean": True,
+    }
+    # Opt-in per node (standalone_iso): each ISO carries a whole copy of the image,
+    # which for a real image and thousands of nodes is terabytes nobody asked for.
+    for node in p.cluster.nodes:
+        if not node.standalone_iso:
+            continue
+        kernel = p.http / generate.kernel_url(node.image)
+        initrds = [("image.img.gz", p.http / generate.image_url(node.image)),
+                   ("system.img.gz", p.http / generate.overlay_url(node.name, "system")),
+                   ("runtime.img.gz", p.http / generate.overlay_url(node.name, "runtime"))]
+        target = out / f"{node.name}.iso"
+        yield {
+            "name": node.name,
+            "doc": f"standalone boot ISO of {node.name}: kernel, image and overlays",
+            "actions": [_action(iso.standalone_iso, node, kernel, initrds, target)],
+            "file_dep": [kernel, *(path for _, path in initrds), *_iso_deps("standalone")],
+            "targets": [target],
+            "uptodate": [config_changed(_digest(node.to_json()))],
+            "clean": True,
+        }
