@@ -145,6 +145,7 @@ def test_standalone_iso_contents_and_boot_entries(tmp_path: Path, node: Node,
     assert f"  linux /boot/vmlinuz {args}\n  initrd /boot/image.gz /boot/system.gz /boot/runtime.gz\n" \
         in grub
     assert files[".disk/info"] == b"wwstatic node n03\n"
+    assert out.stat().st_mode & 0o777 == 0o600, "the node's overlays may hold secrets"
     efi = files["boot/efi.img"]
     assert eltorito(out) == [(0, "isolinux/isolinux.bin", 4), (0xEF, "boot/efi.img", len(efi) // 512)]
     assert fat_file(efi, "EFI/BOOT/BOOTX64.EFI", tmp_path) == iso.GRUB_CD_EFI.read_bytes()
@@ -207,12 +208,12 @@ def iso_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     def edit(data: dict[str, Any]) -> None:
         profile = data["profiles"]["default"]
         profile["kernel"]["args"] += ["wwstatic.demo=poweroff", "panic=5"]
-        nodes = data["nodes"]
-        nodes["n04"] = nodes["n[01-04]"] | {
-            "network": {"default": {"ip": "10.99.0.14", "mac": "52:54:00:99:00:14"}},
-            "standalone_iso": True}
-        nodes["n[01-03]"] = nodes.pop("n[01-04]")
-        nodes["n[01-03]"]["network"]["default"]["mac"] = nodes["n[01-03]"]["network"]["default"]["mac"][:3]
+        group = data["nodes"].pop("n[01-04]")
+        macs = group["network"]["default"]["mac"]
+        group["network"]["default"]["mac"] = macs[:3]
+        data["nodes"]["n[01-03]"] = group
+        data["nodes"]["n04"] = {"profiles": ["default"], "standalone_iso": True,
+                                "network": {"default": {"ip": "10.99.0.14", "mac": macs[3]}}}
 
     project = make_project(tmp_path_factory.mktemp("iso"), edit)
     done = run_doit(project)

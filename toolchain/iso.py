@@ -107,8 +107,8 @@ def network_iso(http: str, script_path: str, out: Path) -> None:
     script = network_script(http, script_path).encode()
     isolinux_cfg = _isolinux_cfg("iPXE network boot", "/boot/ipxe.lkrn", ["/boot/boot.ipxe"], [])
     # Debian 12's ipxe.efi (a 2019 snapshot) neither reads autoexec.ipxe from its boot
-    # volume nor takes a script on its command line (both came to iPXE in 2021), and a
-    # released binary cannot have a script embedded. So under UEFI it runs its default
+    # volume (iPXE has that since 2021) nor takes a script on its command line (since
+    # 2023), and a built binary cannot have a script embedded. So under UEFI it runs its default
     # `autoboot`: DHCP, then the file name DHCP gives an iPXE client, which every
     # wwstatic DHCP configuration sets to this same per-node script URL. autoexec.ipxe
     # is there for newer iPXE builds, which run it instead: the same steps, explicitly.
@@ -121,7 +121,7 @@ def network_iso(http: str, script_path: str, out: Path) -> None:
         File("isolinux/ldlinux.c32", source=_need(LDLINUX_C32)),
         File("isolinux/isolinux.cfg", data=isolinux_cfg.encode()),
     ]
-    _write_iso(files, "WWSTATIC_NET", out)
+    _write_iso(files, "WWSTATIC_NET", out, 0o644)
 
 
 # --- the standalone ISO -------------------------------------------------------
@@ -156,7 +156,8 @@ def standalone_iso(node: Node, kernel: Path, initrds: Sequence[tuple[str, Path]]
         File("isolinux/isolinux.cfg",
              data=_isolinux_cfg(label, "/boot/vmlinuz", paths, args).encode()),
     ]
-    _write_iso(files, f"WWSTATIC_{node.name}"[:32], out)
+    # The system overlay may hold the node's secrets (host keys, BMC password).
+    _write_iso(files, f"WWSTATIC_{node.name}"[:32], out, 0o600)
 
 
 def _isolinux_cfg(label: str, kernel: str, initrds: list[str], args: list[str]) -> str:
@@ -251,7 +252,7 @@ def _fixed_clock() -> Iterator[None]:
             m.time = t  # type: ignore[attr-defined]
 
 
-def _write_iso(files: list[File], volume: str, out: Path) -> None:
+def _write_iso(files: list[File], volume: str, out: Path, mode: int) -> None:
     """Write `files` with El Torito entries for isolinux (BIOS) and EFI_IMAGE (UEFI)."""
     with _fixed_clock(), contextlib.ExitStack() as stack:
         iso = pycdlib.PyCdlib()
@@ -284,7 +285,7 @@ def _write_iso(files: list[File], volume: str, out: Path) -> None:
                          boot_load_size=4, boot_info_table=True)
         iso.add_eltorito(_iso_path(EFI_IMAGE), bootcatfile=catalog, rr_bootcatname=rr_catalog,
                          efi=True, platform_id=0xEF)
-        with atomic_open(out, 0o644) as dest:
+        with atomic_open(out, mode) as dest:
             iso.write_fp(dest)
         iso.close()
 
