@@ -285,8 +285,10 @@ def test_network_iso_boots(firmware: str, isonet: NetLab, iso_project: Path) -> 
         assert "Booting from DVD/CD" in log and "ISOLINUX" in log
         assert "wwstatic: network boot ISO of the cluster served by http://10.99.0.1" in log
     else:
-        assert 'UEFI QEMU DVD-ROM' in log
+        assert "UEFI QEMU DVD-ROM" in log
         assert "Features: DNS HTTP iSCSI NFS TFTP SRP AoE EFI" in log
+        # Debian 12's ipxe.efi takes no script: its autoboot follows DHCP's file name.
+        assert f"Filename: http://10.99.0.1/ipxe/{mac.replace(':', '-')}.ipxe" in log
     assert (isonet.workdir / "tftp.log").read_text() == tftp_before
     assert f"http://10.99.0.1/ipxe/{mac.replace(':', '-')}.ipxe... ok" in log
     _check_node(log, node)
