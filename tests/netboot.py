@@ -112,28 +112,44 @@ class NetLab:
                 raise RuntimeError(f"{proc.name} exited: {proc.log.read_text()[-2000:]}")
 
     # --- nodes -------------------------------------------------------------------
-    def boot(self, name: str, mac: str, firmware: str, until: str, timeout: float) -> Boot:
-        """Boot a QEMU node; return when `until` shows in its serial log or QEMU exits."""
-        tap = self.add_tap()
+    def boot(self, name: str, mac: str, firmware: str, until: str, timeout: float,
+             cdrom: Path | None = None) -> Boot:
+        """Boot a QEMU node; return when `until` shows in its serial log or QEMU exits.
+
+        With `cdrom` the node boots that ISO; an empty `mac` means it has no NIC at all.
+        """
         serial = self.workdir / f"{name}.serial.log"
-        nic = f"virtio-net-pci,netdev=n0,mac={mac},bootindex=1"
+        nic = f"virtio-net-pci,netdev=n0,mac={mac}"
         argv: list[str | Path] = [
             "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-nodefaults", "-vga", "none",
             "-display", "none", "-serial", f"file:{serial}", "-no-reboot",
-            "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
         ]
         if firmware == "bios":
             # SeaBIOS runs the NIC's iPXE ROM, which goes straight to HTTP.
-            argv += ["-machine", "pc,graphics=off", "-device", nic, "-boot", "n"]
+            argv += ["-machine", "pc,graphics=off"]
+            rom = ""
         elif firmware == "uefi-pxe":
             # OVMF's own PXE (no iPXE ROM on the NIC) fetches snponly.efi by TFTP.
             vars_copy = self.workdir / f"{name}.vars.fd"
             shutil.copyfile(OVMF_VARS, vars_copy)
-            argv += ["-machine", "q35", "-device", nic + ",romfile=",
+            argv += ["-machine", "q35",
                      "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
                      "-drive", f"if=pflash,format=raw,file={vars_copy}"]
+            rom = ",romfile="
         else:
             raise ValueError(firmware)
+        if cdrom is not None:
+            # The ISO boots first; no iPXE ROM on the NIC, so the ISO's own iPXE does the work.
+            argv += ["-drive", f"if=none,id=cd0,media=cdrom,readonly=on,format=raw,file={cdrom}",
+                     "-device", "ide-cd,drive=cd0,bootindex=0"]
+            nic += ",romfile="
+        else:
+            nic += rom + ",bootindex=1"
+        if mac:
+            argv += ["-netdev", f"tap,id=n0,ifname={self.add_tap()},script=no,downscript=no",
+                     "-device", nic]
+        else:
+            argv += ["-nic", "none"]
         start = time.monotonic()
         proc = self.start(f"qemu-{name}", *argv)
         marks: dict[str, float] = {}

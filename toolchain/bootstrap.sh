@@ -7,8 +7,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# Boot ISOs: isolinux + syslinux-common (BIOS), grub-efi-amd64-bin (UEFI loader of the
+# standalone ISO), mtools (the El Torito EFI image).
 PACKAGES="python3 python3-venv libarchive13 ipxe ipxe-qemu qemu-system-x86 ovmf
-isc-dhcp-server nginx-light cpio kmod iproute2 procps ipmitool openipmi"
+isc-dhcp-server nginx-light cpio kmod iproute2 procps ipmitool openipmi
+isolinux syslinux-common grub-efi-amd64-bin mtools"
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -62,4 +62,9 @@ def ipxe_path(node: Node) -> str:
     return f"ipxe/{node.mac_hyphen}.ipxe"
 
 
+def ipxe_path_pattern(mac: str = "${mac:hexhyp}") -> str:
+    """ipxe_path() with the MAC left to iPXE: `mac` is an iPXE setting, e.g. ${netX/mac:hexhyp}."""
+    return f"ipxe/{mac}.ipxe"
+
+
 UNKNOWN_IPXE = "ipxe/unknown.ipxe"

@@ -106,6 +106,7 @@ class Node:
     filesystems: dict[str, Any]
     profiles: tuple[str, ...]
     comment: str = ""
+    standalone_iso: bool = False
     discoverable: bool = False
     asset_key: str = ""
 
@@ -555,6 +556,7 @@ class _Checks:
             disks={d: _plain_struct(v) for d, v in t.get("disks", {}).items()},
             filesystems={d: _plain_struct(v) for d, v in t.get("filesystems", {}).items()},
             profiles=chain, comment=_get(t, "comment", default=""),
+            standalone_iso=_get(t, "standalone_iso", default=False),
             discoverable=discoverable,
             asset_key=_get(t, "asset_key", default=""))
 

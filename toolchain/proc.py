@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .errors import WWError
@@ -29,14 +29,17 @@ def run(
     capture: bool = False,
     hint: str = "",
     timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> str:
-    """Run argv; return its stdout when `capture`; raise ProcError if it fails."""
+    """Run argv (with `env` as its whole environment, if given); return its stdout when
+    `capture`; raise ProcError if it fails."""
     args = [str(a) for a in argv]
     log.debug("run: %s", shlex.join(args))
     try:
         done = subprocess.run(
             args,
             cwd=cwd,
+            env=None if env is None else dict(env),
             check=False,
             stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.PIPE,

@@ -129,6 +129,8 @@ NODE = (
     Field("disks", Kind.DICT, "disks by device, with their partitions", fields=DISK,
           entry="disk device"),
     Field("filesystems", Kind.DICT, "file systems by device", fields=FILESYSTEM, entry="device"),
+    Field("standalone_iso", Kind.BOOL, "also build output/iso/<node>.iso, which boots the node with "
+          "no server (kernel, image and overlays on the CD)", False),
     Field("discoverable", Kind.BOOL, "may be bound to an unknown MAC by `wwstatic discover "
           "--assign`; until then it needs no MAC (and gets no iPXE script or DHCP entry)",
           False, node_only=True),

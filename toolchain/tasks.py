@@ -26,7 +26,7 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from . import cache as model_cache
-from . import demo, gc, generate, layout, lock, overlay
+from . import demo, gc, generate, iso, layout, lock, overlay
 from .archive import Compression, write_cpio
 from .errors import WWError, report
 from .fingerprint import code_digest, digest, image_code
@@ -42,6 +42,7 @@ __all__ = [
     "task_dhcp",
     "task_gc",
     "task_image",
+    "task_iso",
     "task_nginx",
     "task_node",
     "task_publish",
@@ -371,3 +372,47 @@ def task_nginx() -> Iterator[Task]:
     p = project()
     yield _text_task("nginx.conf", p.out / "etc" / "nginx.conf",
                      generate.nginx_conf(p.cluster, p.http), "nginx server block")
+
+
+# --- boot ISOs ----------------------------------------------------------------
+
+def _iso_deps(kind: str) -> list[Path]:
+    # The ISO builder itself, and the loaders it copies from system packages; a
+    # missing loader is reported by the action (other tasks still build).
+    loaders = [f.resolve() for f in iso.loaders(kind) if f.exists()]
+    return [Path(iso.__file__), *loaders]
+
+
+def task_iso() -> Iterator[Task]:
+    """Boot ISOs: the cluster's network ISO, and a standalone ISO per node that asks for one."""
+    p = project()
+    out = p.out / "iso"
+    # After `dhcp`, netX is the interface that got the lease: the one whose script to run.
+    script = layout.ipxe_path_pattern("${netX/mac:hexhyp}")
+    yield {
+        "name": "network",
+        "doc": "network boot ISO: iPXE, then the node's script from the head",
+        "actions": [_action(iso.network_iso, p.cluster.head.http, script, out / "network.iso")],
+        "file_dep": _iso_deps("network"),
+        "targets": [out / "network.iso"],
+        "uptodate": [config_changed(_digest(p.cluster.head.http, script))],
+        "clean": True,
+    }
+    # Opt-in per node (standalone_iso): each ISO carries a whole copy of the image,
+    # which for a real image and thousands of nodes is terabytes nobody asked for.
+    for node in p.cluster.nodes:
+        if not node.standalone_iso:
+            continue
+        np = _plan().nodes[node.name]
+        kernel = p.http / np.kernel.url
+        initrds = [(f"{name.replace('-', '_')}.img.gz", p.http / blob.url) for name, blob in np.initrds()]
+        target = out / f"{node.name}.iso"
+        yield {
+            "name": node.name,
+            "doc": f"standalone boot ISO of {node.name}: kernel, image and overlays",
+            "actions": [_action(iso.standalone_iso, node, kernel, initrds, target)],
+            "file_dep": [kernel, *(path for _, path in initrds), *_iso_deps("standalone")],
+            "targets": [target],
+            "uptodate": [config_changed(p.node_keys[node.name])],
+            "clean": True,
+        }
