@@ -23,7 +23,7 @@ def snapshot(output: Path) -> dict[str, tuple[str, int]]:
 def served(output: Path) -> dict[str, str]:
     """Digests of what nodes are served, which must not depend on where it was built."""
     files = [p for sub in ("http", "tftp") for p in (output / sub).rglob("*") if p.is_file()]
-    files.append(output / "etc/dhcpd.conf")
+    files += [output / "etc" / name for name in ("dhcpd.conf", "dnsmasq.conf", "kea-dhcp4.conf")]
     return {str(p.relative_to(output)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}
 
 
@@ -43,6 +43,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_artifact_is_built(built: Path) -> None:
     out = built / "output"
     for rel in ("tftp/undionly.kpxe", "tftp/snponly.efi", "etc/dhcpd.conf", "etc/nginx.conf",
+                "etc/dnsmasq.conf", "etc/kea-dhcp4.conf", "http/boot/snponly.efi",
                 "http/images/demo/vmlinuz", "http/images/demo/image.img.gz",
                 "http/ipxe/unknown.ipxe", "http/ipxe/52-54-00-99-00-13.ipxe",
                 "http/nodes/n03/system.img.gz", "http/nodes/n03/runtime.img.gz"):
@@ -52,7 +53,7 @@ def test_every_artifact_is_built(built: Path) -> None:
 
 def test_doit_list_documents_tasks(built: Path) -> None:
     result = run_doit(built, "list")
-    for task in ("tftp", "demo", "image", "system", "runtime", "ipxe", "dhcp", "nginx"):
+    for task in ("tftp", "httpboot", "demo", "image", "system", "runtime", "ipxe", "dhcp", "nginx"):
         assert re.search(rf"^{task}\s+\S", result.stdout, re.M), result.stdout
 
 

@@ -1,4 +1,4 @@
-"""Text files generated from the resolved cluster: iPXE scripts, dhcpd.conf, nginx."""
+"""Text files generated from the resolved cluster: iPXE scripts, nginx (DHCP: toolchain/dhcp/)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ def overlay_url(node: str, kind: str) -> str:
     return f"nodes/{node}/{kind}.img.gz"
 
 
+def http_boot_path() -> str:
+    """The iPXE EFI binary UEFI HTTP boot firmware loads (DHCP hands out its URL)."""
+    return "boot/snponly.efi"
+
+
 def ipxe_path(node: Node) -> str:
     return f"ipxe/{node.mac_hyphen}.ipxe"
 
@@ -53,11 +58,6 @@ def node_ipxe(cluster: Cluster, node: Node) -> str:
 
 def unknown_ipxe(cluster: Cluster) -> str:
     return _render("unknown.ipxe.j2", cluster_file=Path(cluster.path).name)
-
-
-def dhcpd_conf(cluster: Cluster) -> str:
-    return _render("dhcpd.conf.j2", head=cluster.head, nodes=cluster.nodes, dhcp=cluster.dhcp,
-                   cluster_file=Path(cluster.path).name, lease_time=cluster.dhcp.lease_time)
 
 
 def nginx_conf(cluster: Cluster, http_root: Path) -> str:
