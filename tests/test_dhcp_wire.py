@@ -8,16 +8,20 @@ generated configs, arm64 and EFI arch 9 included, and reads the offers.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import REPO
 from tests.netboot import HERE, NetLab
-from toolchain import generate
+from toolchain import dhcp, generate
+from toolchain.model import load_cluster
 from toolchain.spec import DhcpBackend
 
 MAC = "52:54:00:99:00:14"   # n04
@@ -113,3 +117,36 @@ def test_offer(client: str, offers: dict[str, Any]) -> None:
     # iPXE is told not to wait for ProxyDHCP: option 175, sub-option 176 = 1.
     if client.startswith("ipxe"):
         assert offer["ipxe_options"] is not None and "b00101" in offer["ipxe_options"], offer
+
+
+def test_dnsmasq_serves_tftp(lab: NetLab, tmp_path: Path) -> None:
+    # With dhcp.dnsmasq_tftp, dnsmasq's own TFTP server hands out the first stages.
+    (tmp_path / "cluster.yaml").write_text((REPO / "cluster.yaml").read_text()
+                                           + "dhcp:\n  dnsmasq_tftp: true\n")
+    (tmp_path / "overlays").symlink_to(REPO / "overlays")
+    tftp_root = tmp_path / "tftp"
+    tftp_root.mkdir()
+    (tftp_root / "undionly.kpxe").write_bytes(os.urandom(3000))
+    conf = tmp_path / "dnsmasq.conf"
+    conf.write_text(dhcp.config_text(DhcpBackend.DNSMASQ, load_cluster(tmp_path / "cluster.yaml"),
+                                     tftp_root))
+    # --user=root: the test's files are under pytest's private (0700) directory.
+    # Other DHCP ports: a DHCP server of the tests above may still hold 67.
+    proc = lab.start("dnsmasq-tftp", "dnsmasq", "--no-daemon", f"--conf-file={conf}",
+                     "--interface=br0", "--user=root", "--log-facility=-",
+                     "--dhcp-alternate-port=1067,1068",
+                     f"--pid-file={tmp_path}/dnsmasq.pid", f"--dhcp-leasefile={tmp_path}/leases")
+    try:
+        fetch = ("import sys, tftpy; "
+                 "tftpy.TftpClient(sys.argv[1], 69).download('undionly.kpxe', sys.argv[2], timeout=2)")
+        got = tmp_path / "got"
+        for _ in range(25):
+            assert proc.popen.poll() is None, proc.log.read_text()
+            done = subprocess.run(["ip", "netns", "exec", lab.ns, sys.executable, "-c", fetch, HEAD,
+                                   str(got)], capture_output=True, text=True, check=False, timeout=60)
+            if done.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert got.read_bytes() == (tftp_root / "undionly.kpxe").read_bytes(), proc.log.read_text()
+    finally:
+        lab.stop(proc)
