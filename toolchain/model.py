@@ -319,7 +319,7 @@ class _Loader:
 
     def dhcp(self, tree: Tree, raw: YNode | None, head: Head | None, nodes: list[Node],
              locs: dict[str, Loc]) -> Dhcp:
-        plain_settings = Dhcp(lease_time=_get(tree, "lease_time", default=3600),
+        settings = Dhcp(lease_time=_get(tree, "lease_time", default=3600),
                               backend=DhcpBackend(_get(tree, "backend", default="isc")),
                               interface=_get(tree, "interface", default=""),
                               dnsmasq_tftp=_get(tree, "dnsmasq_tftp", default=False))
@@ -329,13 +329,13 @@ class _Loader:
             if ranges and isinstance(ranges[0], YMap) and not {"start", "end"} <= set(ranges[0].keys()):
                 self.error("dhcp range needs both `start` and `end`", ranges[0].loc,
                            "write range: {start: 10.0.0.200, end: 10.0.0.250}")
-            return plain_settings
+            return settings
         if start is not None and head is not None and start <= head.ip <= end:
             self.error(f"dhcp range {start}-{end} holds the head's own address {head.ip}",
                        _loc(tree, "range", "start", default=self.file_loc),
                        "start the range after the head's address or end it before")
         if start is None or head is None:
-            return plain_settings
+            return settings
         for key, ip in (("start", start), ("end", end)):
             if ip not in head.network:
                 self.error(f"dhcp range {key} {ip} is outside the cluster network {head.network}",
@@ -349,7 +349,7 @@ class _Loader:
                 if dev.ip and start <= ipaddress.IPv4Address(dev.ip) <= end:
                     self.error(f"node {n.name} has {dev.ip}, inside the dynamic DHCP range",
                                locs[n.name], "move the range or the node's address")
-        return replace(plain_settings, range_start=str(start), range_end=str(end))
+        return replace(settings, range_start=str(start), range_end=str(end))
 
     # --- profiles and nodes -------------------------------------------------------
     def profiles(self, node: YNode | None) -> dict[str, Tree]:
