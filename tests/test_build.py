@@ -26,7 +26,7 @@ def snapshot(output: Path) -> dict[str, tuple[str, int]]:
 def served(output: Path) -> dict[str, str]:
     """Digests of what nodes are served, which must not depend on where it was built."""
     files = [p for sub in ("http", "tftp") for p in (output / sub).rglob("*") if p.is_file()]
-    files.append(output / "etc/dhcpd.conf")
+    files += [output / "etc" / name for name in ("dhcpd.conf", "dnsmasq.conf", "kea-dhcp4.conf")]
     return {str(p.relative_to(output)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}
 
 
@@ -46,6 +46,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_artifact_is_built(built: Path) -> None:
     out = built / "output"
     for rel in ("tftp/undionly.kpxe", "tftp/snponly.efi", "etc/dhcpd.conf", "etc/nginx.conf",
+                "etc/dnsmasq.conf", "etc/kea-dhcp4.conf", "http/boot/snponly.efi",
                 "http/ipxe/unknown.ipxe", "http/ipxe/52-54-00-99-00-13.ipxe",
                 "http/nodes/n03/runtime.json"):
         assert (out / rel).is_file(), rel
@@ -90,7 +91,7 @@ def test_shared_files_are_stored_once(built: Path) -> None:
 
 def test_doit_list_documents_tasks(built: Path) -> None:
     result = run_doit(built, "list")
-    for task in ("tftp", "demo", "image", "shared", "node", "publish", "gc", "dhcp", "nginx"):
+    for task in ("tftp", "httpboot", "demo", "image", "shared", "node", "publish", "gc", "dhcp", "nginx"):
         assert re.search(rf"^{task}\s+\S", result.stdout, re.M), result.stdout
 
 
@@ -126,11 +127,13 @@ def test_one_node_change_rebuilds_what_it_affects(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     # The MAC is in n03's own files only (its /warewulf/config); the cluster's
     # hosts file does not list MACs, so the shared blobs keep their names.
-    assert ran(result) == {"node:n03", "publish", "gc", "dhcp:dhcpd.conf"}
+    dhcp = {"dhcp:dhcpd.conf", "dhcp:dnsmasq.conf", "dhcp:kea-dhcp4.conf"}
+    assert ran(result) == {"node:n03", "publish", "gc"} | dhcp
     assert (out / "http/ipxe/52-54-00-99-00-33.ipxe").is_file()
     after = snapshot(out)
     rewritten = {f for f in after if f in before and after[f] != before[f]}
-    assert rewritten <= {"etc/dhcpd.conf", "http/nodes/n03/runtime.json"} | {
+    etc = {"etc/dhcpd.conf", "etc/dnsmasq.conf", "etc/kea-dhcp4.conf"}
+    assert rewritten <= {*etc, "http/nodes/n03/runtime.json"} | {
         f for f in after if f.startswith(".state/")}, rewritten
     assert {f for f in set(after) - set(before) if not f.startswith(".state/")} == {
         "http/ipxe/52-54-00-99-00-33.ipxe",
@@ -144,11 +147,11 @@ def test_one_node_change_rebuilds_what_it_affects(tmp_path: Path) -> None:
     result = run_doit(project)
     assert result.returncode == 0, result.stderr
     assert ran(result) == {"node:n01", "node:n02", "node:n03", "node:n04", "shared:runtime:hosts,motd",
-                           "publish", "gc", "dhcp:dhcpd.conf"}
+                           "publish", "gc"} | dhcp
     after = snapshot(out)
     rewritten = {f for f in after if f in before and after[f] != before[f]}
     assert {f for f in rewritten if not f.startswith(".state/")} == {
-        "etc/dhcpd.conf", *(f"http/nodes/n0{i}/runtime.json" for i in range(1, 5)),
+        *etc, *(f"http/nodes/n0{i}/runtime.json" for i in range(1, 5)),
         *(f"http/ipxe/52-54-00-99-00-{i}.ipxe" for i in (11, 12, 33, 14)),
         *(f for f in rewritten if f.startswith("http/groups/"))}
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from toolchain import generate, layout
+from toolchain import dhcp, layout
 from toolchain.accesslog import Classifier, MacSeen, Scan, Stage
 from toolchain.discover import Binding, assign, edit, plan, waiting
 from toolchain.errors import WWError
 from toolchain.model import Cluster, load_cluster
+from toolchain.spec import DhcpBackend
 from toolchain.status import render
 
 HEAD = """\
@@ -46,8 +47,9 @@ def test_discoverable_node_needs_no_mac(tmp_path: Path) -> None:
     n02 = cluster.node("n02")
     assert not n02.bootable and n02.mac == ""
     assert [n.name for n in waiting(cluster)] == ["n02"]
-    dhcpd = generate.dhcpd_conf(cluster)
-    assert "host n01" in dhcpd and "host n02" not in dhcpd
+    for backend in DhcpBackend:
+        conf = dhcp.config_text(backend, cluster, tmp_path / "tftp")
+        assert "n01" in conf and "n02" not in conf, backend
 
 
 def test_mac_still_required_without_discoverable(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Generated configs: golden files, and the real daemons accept them."""
+"""Generated iPXE and nginx configs: golden files, and nginx accepts its config (DHCP: test_dhcp.py)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,6 @@ def node_plan(cluster: Cluster, name: str) -> NodePlan:
 
 
 def test_golden_files(cluster: Cluster) -> None:
-    check_golden("dhcpd.conf", generate.dhcpd_conf(cluster))
     np = node_plan(cluster, "n01")
     check_golden("n01.ipxe", generate.node_ipxe(cluster, np))
     check_golden("group.ipxe", generate.group_ipxe(cluster, np.group))
@@ -72,39 +71,6 @@ def test_ipxe_layers_in_order(cluster: Cluster) -> None:
     assert lines[0].endswith("${wwargs} || goto failed")
     assert "${base}/shared/system-" in lines[2]
     assert "${base}/${wwsystem}" in lines[3]
-
-
-def test_dhcpd_accepts_config(cluster: Cluster, tmp_path: Path) -> None:
-    conf = tmp_path / "dhcpd.conf"
-    conf.write_text(generate.dhcpd_conf(cluster))
-    leases = tmp_path / "leases"
-    leases.touch()
-    done = subprocess.run(["dhcpd", "-4", "-t", "-cf", str(conf), "-lf", str(leases)],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-
-
-def test_dhcpd_range_and_lease_time(tmp_path: Path) -> None:
-    text = (REPO / "cluster.yaml").read_text()
-    text += "dhcp:\n  range: {start: 10.99.0.200, end: 10.99.0.250}\n  lease_time: 7200\n"
-    (tmp_path / "cluster.yaml").write_text(text)
-    (tmp_path / "overlays").symlink_to(REPO / "overlays")
-    conf = generate.dhcpd_conf(load_cluster(tmp_path / "cluster.yaml"))
-    assert "  range 10.99.0.200 10.99.0.250;" in conf
-    assert "max-lease-time 7200;" in conf
-    (tmp_path / "dhcpd.conf").write_text(conf)
-    (tmp_path / "leases").touch()
-    done = subprocess.run(["dhcpd", "-4", "-t", "-cf", str(tmp_path / "dhcpd.conf"),
-                           "-lf", str(tmp_path / "leases")], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-
-
-def test_dhcpd_rejects_broken_config(tmp_path: Path) -> None:
-    # The check above can fail: a broken file is refused.
-    conf = tmp_path / "dhcpd.conf"
-    conf.write_text("subnet 10.0.0.0 netmask {\n")
-    done = subprocess.run(["dhcpd", "-4", "-t", "-cf", str(conf)], capture_output=True, check=False)
-    assert done.returncode != 0
 
 
 def test_nginx_accepts_config(cluster: Cluster, tmp_path: Path) -> None:

@@ -21,10 +21,11 @@ import pycdlib
 import pytest
 
 from tests.conftest import BOOT_TIMES, REPO, make_project, pointed, run_doit
-from tests.netboot import NetLab
+from tests.netboot import Firmware, NetLab
 from toolchain import iso
 from toolchain.errors import WWError
 from toolchain.model import Node, load_cluster
+from toolchain.spec import DhcpBackend
 
 SCRIPT = "ipxe/${netX/mac:hexhyp}.ipxe"
 HTTP = "http://10.99.0.1"
@@ -260,6 +261,7 @@ def isonet(iso_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     try:
         lab.create()
         lab.start_services(iso_project / "output")
+        lab.start_dhcp(DhcpBackend.ISC, iso_project / "output")
         yield lab
     finally:
         lab.close()
@@ -281,7 +283,7 @@ def test_network_iso_boots(firmware: str, isonet: NetLab, iso_project: Path) -> 
     node, mac, ip = ("n01", "52:54:00:99:00:11", "10.99.0.11") if firmware == "bios" else \
         ("n02", "52:54:00:99:00:12", "10.99.0.12")
     tftp_before = (isonet.workdir / "tftp.log").read_text()
-    boot = isonet.boot(f"iso-{node}", mac, firmware, until="demo: powering off", timeout=300,
+    boot = isonet.boot(f"iso-{node}", mac, Firmware(firmware), until="demo: powering off", timeout=300,
                        cdrom=iso_project / "output/iso/network.iso")
     BOOT_TIMES.append((f"network ISO, {firmware}", boot.marks))
     log = boot.log
@@ -310,7 +312,8 @@ def test_network_iso_boots(firmware: str, isonet: NetLab, iso_project: Path) -> 
 def test_standalone_iso_boots_without_network(firmware: str, isonet: NetLab, iso_project: Path) -> None:
     log_file = iso_project / "access.log"
     access_before = log_file.read_text() if log_file.exists() else ""
-    boot = isonet.boot(f"iso-n04-{firmware}", "", firmware, until="demo: powering off", timeout=300,
+    boot = isonet.boot(f"iso-n04-{firmware}", "", Firmware(firmware), until="demo: powering off",
+                       timeout=300,
                        cdrom=iso_project / "output/iso/n04.iso")
     BOOT_TIMES.append((f"standalone ISO, {firmware}", boot.marks))
     log = boot.log

@@ -7,11 +7,13 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# DHCP servers: isc-dhcp-server, dnsmasq-base (dnsmasq without its service) and
+# kea-dhcp4-server; the tests run each in a network namespace of their own.
 # Boot ISOs: isolinux + syslinux-common (BIOS), grub-efi-amd64-bin (UEFI loader of the
-# standalone ISO), mtools (the El Torito EFI image).
+# standalone ISO), mtools (the El Torito EFI image). BMCs: ipmitool, openipmi (tests).
 PACKAGES="python3 python3-venv libarchive13 ipxe ipxe-qemu qemu-system-x86 ovmf
-isc-dhcp-server nginx-light cpio kmod iproute2 procps ipmitool openipmi
-isolinux syslinux-common grub-efi-amd64-bin mtools"
+isc-dhcp-server dnsmasq-base kea-dhcp4-server nginx-light cpio kmod iproute2 procps systemd
+ipmitool openipmi isolinux syslinux-common grub-efi-amd64-bin mtools"
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
@@ -29,6 +31,15 @@ if [ -n "$missing" ]; then
     echo "bootstrap: installing$missing"
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    # Kea's package enables and starts its service (with Debian's config it
+    # listens nowhere). A DHCP server wwstatic installed should not run by
+    # itself: the admin starts the one cluster.yaml's dhcp.backend names.
+    case " $missing " in
+    *" kea-dhcp4-server "*)
+        if [ -d /run/systemd/system ]; then
+            $SUDO systemctl disable --now kea-dhcp4-server >/dev/null 2>&1 || true
+        fi ;;
+    esac
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -1,4 +1,4 @@
-"""Text files generated from the resolved cluster: iPXE scripts, dhcpd.conf, nginx."""
+"""Text files generated from the resolved cluster: iPXE scripts, nginx (DHCP: toolchain/dhcp/)."""
 
 from __future__ import annotations
 
@@ -47,15 +47,13 @@ def group_ipxe(cluster: Cluster, group: Group) -> str:
                    kernel=group.kernel.url, initrds=initrds)
 
 
+def http_boot_path() -> str:
+    """The iPXE EFI binary UEFI HTTP boot firmware loads (DHCP hands out its URL)."""
+    return "boot/snponly.efi"
+
+
 def unknown_ipxe(cluster: Cluster) -> str:
     return _render("unknown.ipxe.j2", cluster_file=Path(cluster.path).name)
-
-
-def dhcpd_conf(cluster: Cluster) -> str:
-    # A discoverable node without a MAC yet has no host entry: dhcpd needs a MAC.
-    nodes = [n for n in cluster.nodes if n.bootable]
-    return _render("dhcpd.conf.j2", head=cluster.head, nodes=nodes, dhcp=cluster.dhcp,
-                   cluster_file=Path(cluster.path).name, lease_time=cluster.dhcp.lease_time)
 
 
 def nginx_conf(cluster: Cluster, http_root: Path) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +21,7 @@ from .hostlist import HostlistError, expand
 from .overlay import overlay_dirs
 from .reader import Reader, Tree, Val, flatten, instantiate, merge, plain
 from .schema import NAME, as_map, as_name, as_str
-from .spec import NODE
+from .spec import NODE, DhcpBackend
 from .yamlsrc import YMap, YNode, load_file
 
 IPXE_TEMPLATES = Path(__file__).parent / "templates" / "ipxe"
@@ -158,6 +158,9 @@ class Dhcp:
     range_start: str = ""
     range_end: str = ""
     lease_time: int = 3600
+    backend: DhcpBackend = DhcpBackend.ISC
+    interface: str = ""
+    dnsmasq_tftp: bool = False
 
 
 @dataclass(frozen=True)
@@ -324,20 +327,23 @@ class _Loader:
 
     def dhcp(self, tree: Tree, raw: YNode | None, head: Head | None, nodes: list[Node],
              locs: dict[str, Loc]) -> Dhcp:
+        settings = Dhcp(lease_time=_get(tree, "lease_time", default=3600),
+                              backend=DhcpBackend(_get(tree, "backend", default="isc")),
+                              interface=_get(tree, "interface", default=""),
+                              dnsmasq_tftp=_get(tree, "dnsmasq_tftp", default=False))
         start, end = _get(tree, "range", "start"), _get(tree, "range", "end")
-        lease = _get(tree, "lease_time", default=3600)
         if "range" in tree and (start is None or end is None):
             ranges = [v for k, v in raw.items if k.text == "range"] if isinstance(raw, YMap) else []
             if ranges and isinstance(ranges[0], YMap) and not {"start", "end"} <= set(ranges[0].keys()):
                 self.error("dhcp range needs both `start` and `end`", ranges[0].loc,
                            "write range: {start: 10.0.0.200, end: 10.0.0.250}")
-            return Dhcp(lease_time=lease)
+            return settings
         if start is not None and head is not None and start <= head.ip <= end:
             self.error(f"dhcp range {start}-{end} holds the head's own address {head.ip}",
                        _loc(tree, "range", "start", default=self.file_loc),
                        "start the range after the head's address or end it before")
         if start is None or head is None:
-            return Dhcp(lease_time=lease)
+            return settings
         for key, ip in (("start", start), ("end", end)):
             if ip not in head.network:
                 self.error(f"dhcp range {key} {ip} is outside the cluster network {head.network}",
@@ -351,7 +357,7 @@ class _Loader:
                 if dev.ip and start <= ipaddress.IPv4Address(dev.ip) <= end:
                     self.error(f"node {n.name} has {dev.ip}, inside the dynamic DHCP range",
                                locs[n.name], "move the range or the node's address")
-        return Dhcp(str(start), str(end), lease)
+        return replace(settings, range_start=str(start), range_end=str(end))
 
     # --- profiles and nodes -------------------------------------------------------
     def profiles(self, node: YNode | None) -> dict[str, Tree]:

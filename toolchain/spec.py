@@ -12,6 +12,13 @@ from enum import StrEnum
 from typing import Any
 
 
+class DhcpBackend(StrEnum):
+    """The DHCP servers wwstatic writes a configuration for (toolchain/dhcp/)."""
+    ISC = "isc"
+    DNSMASQ = "dnsmasq"
+    KEA = "kea"
+
+
 class Kind(StrEnum):
     STR = "str"
     NAME = "name"        # letters, digits, . _ -
@@ -151,6 +158,14 @@ DHCP_RANGE = (
     Field("end", Kind.IPV4, "last address of the dynamic range"),
 )
 DHCP = (
+    Field("backend", Kind.CHOICE, "the DHCP server the site runs; all three configs are built, "
+          "the README's instructions follow this one", DhcpBackend.ISC.value,
+          choices=tuple(b.value for b in DhcpBackend)),
+    Field("interface", Kind.NAME, "the head's interface on the cluster network; dnsmasq and Kea "
+          "listen there only (default: dnsmasq and Kea listen on every interface and answer "
+          "only where the cluster network is)"),
+    Field("dnsmasq_tftp", Kind.BOOL, "dnsmasq also serves output/tftp with its own TFTP server",
+          False),
     Field("range", Kind.STRUCT, "dynamic range for machines not in cluster.yaml", fields=DHCP_RANGE),
     # Warewulf's 120 s lease expired while 12 GB images downloaded (its #1937).
     Field("lease_time", Kind.INT, "lease time in seconds (long enough for big images)", 3600),

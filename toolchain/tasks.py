@@ -26,7 +26,7 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from . import cache as model_cache
-from . import demo, gc, generate, iso, layout, lock, overlay
+from . import demo, dhcp, gc, generate, iso, layout, lock, overlay
 from .archive import Compression, write_cpio
 from .errors import WWError, report
 from .fingerprint import code_digest, digest, image_code
@@ -41,6 +41,7 @@ __all__ = [
     "task_demo",
     "task_dhcp",
     "task_gc",
+    "task_httpboot",
     "task_image",
     "task_iso",
     "task_nginx",
@@ -146,6 +147,23 @@ def task_tftp() -> Iterator[Task]:
             "targets": [out / name],
             "clean": True,
         }
+
+
+def task_httpboot() -> Iterator[Task]:
+    """iPXE EFI binary for UEFI HTTP boot, served over HTTP (DHCP hands out its URL)."""
+    p = project()
+    # snponly.efi drives the NIC through the firmware's own network driver (SNP),
+    # which the firmware that just booted over HTTP is sure to have.
+    src = IPXE_DIR / "snponly.efi"
+    target = p.http / generate.http_boot_path()
+    yield {
+        "name": target.name,
+        "doc": "iPXE for x86-64 UEFI HTTP boot",
+        "actions": [_action(copy_atomic, src, target)],
+        "file_dep": [src.resolve()],
+        "targets": [target],
+        "clean": True,
+    }
 
 
 # --- images -----------------------------------------------------------------
@@ -361,10 +379,12 @@ def task_gc() -> Task:
 
 
 def task_dhcp() -> Iterator[Task]:
-    """ISC dhcpd configuration."""
+    """DHCP server configurations: ISC dhcpd, dnsmasq and Kea (cluster.yaml's dhcp.backend runs)."""
     p = project()
-    yield _text_task("dhcpd.conf", p.out / "etc" / "dhcpd.conf", generate.dhcpd_conf(p.cluster),
-                     "ISC dhcpd configuration")
+    for backend, name in dhcp.FILES.items():
+        chosen = " (dhcp.backend)" if backend is p.cluster.dhcp.backend else ""
+        yield _text_task(name, p.out / "etc" / name, dhcp.config_text(backend, p.cluster, p.out / "tftp"),
+                         f"{backend} DHCP server configuration{chosen}")
 
 
 def task_nginx() -> Iterator[Task]:
