@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,11 @@ def overlay_url(node: str, kind: str) -> str:
     return f"nodes/{node}/{kind}.img.gz"
 
 
+def manifest_url(node: str) -> str:
+    """The wwclient manifest; wwclient.manifest_path() must agree (tests check it)."""
+    return f"nodes/{node}/runtime.json"
+
+
 def ipxe_path(node: Node) -> str:
     return f"ipxe/{node.mac_hyphen}.ipxe"
 
@@ -60,6 +66,21 @@ def dhcpd_conf(cluster: Cluster) -> str:
                    cluster_file=Path(cluster.path).name, lease_time=cluster.dhcp.lease_time)
 
 
+def node_addresses(cluster: Cluster) -> list[tuple[str, str]]:
+    """(address, node) for every address of every node: whom nginx serves /nodes/<node>/ to."""
+    return sorted({(dev.ip, n.name) for n in cluster.nodes for dev in n.network.values() if dev.ip},
+                  key=lambda p: (ipaddress.IPv4Address(p[0]), p[1]))
+
+
+def cluster_networks(cluster: Cluster) -> list[str]:
+    """The networks allowed to fetch anything: the head's and every node device's."""
+    nets = {cluster.head.network}
+    nets |= {ipaddress.IPv4Interface(dev.cidr).network
+             for n in cluster.nodes for dev in n.network.values() if dev.ip}
+    return [str(n) for n in sorted(nets)]
+
+
 def nginx_conf(cluster: Cluster, http_root: Path) -> str:
     return _render("nginx.conf.j2", head=cluster.head, http_root=http_root,
-                   cluster_file=Path(cluster.path).name)
+                   cluster_file=Path(cluster.path).name,
+                   node_addresses=node_addresses(cluster), networks=cluster_networks(cluster))
