@@ -793,7 +793,7 @@ def run(opts: Options, once: bool) -> int:
             delay = backoff(opts, failures)
             what = ("rejected, nothing applied" if isinstance(exc, Rejected)
                     else "server unavailable" if isinstance(exc, Unavailable) else "error")
-            log(f"{what}: {exc}" + ("" if once else f"; retrying in {delay:.1f} s"))
+            log(f"{what}: {exc}" + ("" if once else f"; retrying in {delay:.3g} s"))
             if once:
                 return 1
         if once:
