@@ -135,13 +135,14 @@ def running(workdir: Path, server_conf: str, port: int, connections: int = 1024)
 
 # --- a served tree of manifests and layers, as the build publishes it ------------
 
-def write_layer(http: Path, entries: list[Entry]) -> dict[str, object]:
-    """A gzip cpio layer under shared/<sha256>.img.gz; its manifest record."""
-    tmp = http / "shared" / ".new.img.gz"
+def write_layer(http: Path, entries: list[Entry], under: str = "shared") -> dict[str, object]:
+    """A gzip cpio layer `under`/<sha256>.img.gz; its manifest record."""
+    (http / under).mkdir(parents=True, exist_ok=True)
+    tmp = http / under / f".new-{os.getpid()}-{time.monotonic_ns()}.img.gz"
     write_cpio(entries, tmp, Compression.GZIP)
     data = tmp.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    url = f"shared/{digest}.img.gz"
+    url = f"{under}/{digest}.img.gz"
     tmp.replace(http / url)
     return {"url": url, "sha256": digest, "size": len(data)}
 
@@ -156,7 +157,7 @@ def write_manifest(http: Path, node: str, layers: list[dict[str, object]], inter
     path = http / wwclient.manifest_path(node)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": 1, "node": node, "interval": interval, "layers": layers, **extra}
-    tmp = path.with_name(".runtime.json.tmp")
+    tmp = path.with_name(f".runtime.json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(doc))
     if age:
         # Backdated, yet one second past the last version: a test that publishes

@@ -114,6 +114,29 @@ class NetLab:
     # --- nodes -------------------------------------------------------------------
     def boot(self, name: str, mac: str, firmware: str, until: str, timeout: float) -> Boot:
         """Boot a QEMU node; return when `until` shows in its serial log or QEMU exits."""
+        start = time.monotonic()
+        proc, serial = self.start_node(name, mac, firmware)
+        marks: dict[str, float] = {}
+        try:
+            while time.monotonic() - start < timeout:
+                text = serial.read_text(errors="replace") if serial.exists() else ""
+                for mark in ("wwinit: starting", "wwinit: done", until):
+                    if mark in text and mark not in marks:
+                        marks[mark] = time.monotonic() - start
+                if until in text or proc.popen.poll() is not None:
+                    break
+                if "wwstatic: boot of" in text or "Kernel panic" in text:
+                    break
+                time.sleep(0.2)
+            # Give QEMU a moment to power off by itself once the node said so.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=10)
+        finally:
+            self.stop(proc)
+        return Boot(serial.read_text(errors="replace") if serial.exists() else "", marks)
+
+    def start_node(self, name: str, mac: str, firmware: str) -> tuple[Proc, Path]:
+        """Start a QEMU node on a new tap; return its process and serial log (stop() it)."""
         tap = self.add_tap()
         serial = self.workdir / f"{name}.serial.log"
         nic = f"virtio-net-pci,netdev=n0,mac={mac},bootindex=1"
@@ -134,26 +157,7 @@ class NetLab:
                      "-drive", f"if=pflash,format=raw,file={vars_copy}"]
         else:
             raise ValueError(firmware)
-        start = time.monotonic()
-        proc = self.start(f"qemu-{name}", *argv)
-        marks: dict[str, float] = {}
-        try:
-            while time.monotonic() - start < timeout:
-                text = serial.read_text(errors="replace") if serial.exists() else ""
-                for mark in ("wwinit: starting", "wwinit: done", until):
-                    if mark in text and mark not in marks:
-                        marks[mark] = time.monotonic() - start
-                if until in text or proc.popen.poll() is not None:
-                    break
-                if "wwstatic: boot of" in text or "Kernel panic" in text:
-                    break
-                time.sleep(0.2)
-            # Give QEMU a moment to power off by itself once the node said so.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=10)
-        finally:
-            self.stop(proc)
-        return Boot(serial.read_text(errors="replace") if serial.exists() else "", marks)
+        return self.start(f"qemu-{name}", *argv), serial
 
 
 @dataclass
