@@ -84,12 +84,13 @@ def test_one_node_change_rebuilds_what_it_affects(tmp_path: Path) -> None:
     runtime = {f"runtime:n0{i}" for i in range(1, 5)}
     assert ran(result) == {"system:n03", "ipxe:n03", "dhcp:dhcpd.conf"} | runtime
     assert (project / "output/http/ipxe/52-54-00-99-00-33.ipxe").is_file()
-    # A node's address is in every node's hosts file (runtime overlay).
+    # A node's address is in every node's hosts file (runtime overlay), and in
+    # nginx's rules (whom its own files are served to).
     text = (project / "cluster.yaml").read_text()
     (project / "cluster.yaml").write_text(text.replace("ip: 10.99.0.11", "ip: 10.99.0.21"))
     result = run_doit(project)
     expected = {f"{kind}:n0{i}" for kind in ("system", "runtime") for i in range(1, 5)}
-    assert ran(result) == expected | {"dhcp:dhcpd.conf"}
+    assert ran(result) == expected | {"dhcp:dhcpd.conf", "nginx:nginx.conf"}
 
 
 def test_bad_cluster_yaml_is_reported_and_output_kept(built: Path, tmp_path: Path) -> None:

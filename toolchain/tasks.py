@@ -22,9 +22,9 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from . import demo, generate, overlay
-from .archive import Compression, Entry, write_cpio
+from .archive import Compression, Entry, is_secret, write_cpio
 from .errors import WWError, report
-from .fsutil import copy_atomic, write_atomic
+from .fsutil import copy_atomic, publish_mode, write_atomic
 from .image import build_image, find_kernel, tree_digest
 from .model import Cluster, Image, Node, load_cluster
 
@@ -243,7 +243,10 @@ def _context(p: Project, node: Node) -> dict[str, Any]:
 def _build_overlay(p: Project, node: Node, kind: str, names: tuple[str, ...]) -> None:
     entries: list[Entry] = overlay.layer(p.root, names, _context(p, node), _env(),
                                          f"node {node.name}")
-    write_cpio(entries, p.http / generate.overlay_url(node.name, kind), Compression.GZIP)
+    # An archive holding a node's secrets is not world-readable on the server either.
+    mode, gid = publish_mode(is_secret(entries))
+    write_cpio(entries, p.http / generate.overlay_url(node.name, kind), Compression.GZIP,
+               mode=mode, gid=gid)
 
 
 @cache

@@ -614,7 +614,12 @@ class State:
         if isinstance(doc, dict) and doc.get("format") == STATE_FORMAT:
             self.etag = str(doc.get("etag", ""))
             self.last_modified = str(doc.get("last_modified", ""))
-            self.files = dict(doc.get("files", {}))
+            self.files = {}
+            for path, entry in dict(doc.get("files", {})).items():
+                # Only clean relative paths are ever removed, whatever the file says.
+                with contextlib.suppress(Rejected):
+                    if isinstance(entry, dict) and path and clean_path(path) == path:
+                        self.files[path] = entry
 
     def save(self) -> None:
         doc = {"format": STATE_FORMAT, "etag": self.etag, "last_modified": self.last_modified,
