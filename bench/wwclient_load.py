@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import os
 import random
 import statistics
 import sys
@@ -102,6 +103,20 @@ class Tree:
                 self.publish(node)
 
 
+def cpu_seconds(master: int) -> float:
+    """CPU time used so far by nginx's master and worker processes."""
+    total = 0.0
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat_file.parent.name)
+        if pid == master or int(fields[1]) == master:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def tree_of(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
@@ -175,6 +190,7 @@ def run(args: argparse.Namespace, work: Path, ng: httpd.Nginx, nodes: tuple[obje
             heapq.heappush(heap, (t1 + delay, name))
 
     log_start = len(ng.hits())
+    cpu_start = cpu_seconds(ng.popen.pid)
     start = time.monotonic()
     end = start + args.duration
     last_change = end - 3 * args.interval
@@ -201,6 +217,7 @@ def run(args: argparse.Namespace, work: Path, ng: httpd.Nginx, nodes: tuple[obje
                 pool.submit(poll, name)
             time.sleep(min(max(wait, 0.001), 0.05))
     elapsed = time.monotonic() - start
+    cpu = cpu_seconds(ng.popen.pid) - cpu_start
     hits = ng.hits()[log_start:]
 
     wrong = [name for name, c in clients.items() if tree_of(Path(c.root)) != tree.expected(name)]
@@ -216,6 +233,8 @@ def run(args: argparse.Namespace, work: Path, ng: httpd.Nginx, nodes: tuple[obje
           f"{changed_nodes} node overlay changes published")
     print(f"nginx served {len(hits)} requests = {len(hits) / elapsed:.0f} requests/s "
           f"({(len(unchanged) + len(manifests)) / elapsed:.0f} polls/s); statuses {dict(by_status)}")
+    print(f"nginx used {cpu:.1f} CPU-seconds: {len(hits) / max(cpu, 0.01):.0f} requests per CPU-second "
+          f"({cpu / elapsed * 100:.0f} % of one core)")
     p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
     print(f"poll latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
     print(f"poll outcomes: {dict(outcomes)}")

@@ -441,7 +441,6 @@ def _digest(it: Item) -> str:
 class Plan:
     """What an apply will do, worked out (and checked) before anything is written."""
     items: dict[str, Item]
-    parents: dict[str, str | None] = field(default_factory=dict)   # path -> real parent dir, if it exists
     remove: list[str] = field(default_factory=list)
 
 
@@ -450,7 +449,6 @@ def plan(root: str, final: dict[str, Item], installed: dict[str, Any]) -> Plan:
     for path, it in final.items():
         parent, _, name = path.rpartition("/")
         real = resolve_dir(root, parent, create=False)
-        p.parents[path] = real
         if real is None:
             continue
         target = os.path.join(real, name)
