@@ -249,6 +249,11 @@ def wrong_size(n: Node) -> dict[str, object]:
     return raw_layer(n.http, data, size=len(data) - 1)
 
 
+def wrong_size_larger(n: Node) -> dict[str, object]:
+    data = cpio_bytes(n.root.parent, [file("etc/x", "x")])
+    return raw_layer(n.http, data, size=len(data) + 1)
+
+
 def not_an_archive(n: Node) -> dict[str, object]:
     return raw_layer(n.http, gzip.compress(b"<html>hello</html>" * 10, mtime=0))
 
@@ -276,6 +281,7 @@ HOSTILE: dict[str, tuple[Case, str]] = {
     "truncated-gzip": (truncated, "truncated gzip stream"),
     "wrong-digest": (wrong_digest, "the manifest says 0000"),
     "wrong-size": (wrong_size, "more than"),
+    "wrong-size-larger": (wrong_size_larger, "bytes, the manifest says"),
     "not-an-archive": (not_an_archive, "cpio: bad magic"),
     "zstd": (zstd, "zstd layers are not supported"),
     "replace-dir": (entries(file("etc", "x")), "goes through etc, which is a file"),
