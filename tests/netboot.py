@@ -178,7 +178,31 @@ class NetLab:
     # --- nodes -------------------------------------------------------------------
     def boot(self, name: str, mac: str, firmware: Firmware, until: str, timeout: float,
              cdrom: Path | None = None) -> Boot:
-        """Boot a QEMU node; return when `until` shows in its serial log or QEMU exits.
+        """Boot a QEMU node; return when `until` shows in its serial log or QEMU exits."""
+        start = time.monotonic()
+        proc, serial = self.start_node(name, mac, firmware, cdrom)
+        marks: dict[str, float] = {}
+        try:
+            while time.monotonic() - start < timeout:
+                text = serial.read_text(errors="replace") if serial.exists() else ""
+                for mark in ("wwinit: starting", "wwinit: done", until):
+                    if mark in text and mark not in marks:
+                        marks[mark] = time.monotonic() - start
+                if until in text or proc.popen.poll() is not None:
+                    break
+                if "wwstatic: boot of" in text or "Kernel panic" in text:
+                    break
+                time.sleep(0.2)
+            # Give QEMU a moment to power off by itself once the node said so.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=10)
+        finally:
+            self.stop(proc)
+        return Boot(serial.read_text(errors="replace") if serial.exists() else "", marks)
+
+    def start_node(self, name: str, mac: str, firmware: Firmware,
+                   cdrom: Path | None = None) -> tuple[Proc, Path]:
+        """Start a QEMU node; return its process and serial log (stop() it).
 
         With `cdrom`, the node boots that ISO (still with its NIC on the lab network,
         unless `mac` is empty: then it has no NIC at all).
@@ -219,26 +243,7 @@ class NetLab:
             if firmware is Firmware.UEFI_HTTP:
                 argv += ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
                          "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"]
-        start = time.monotonic()
-        proc = self.start(f"qemu-{name}", *argv)
-        marks: dict[str, float] = {}
-        try:
-            while time.monotonic() - start < timeout:
-                text = serial.read_text(errors="replace") if serial.exists() else ""
-                for mark in ("wwinit: starting", "wwinit: done", until):
-                    if mark in text and mark not in marks:
-                        marks[mark] = time.monotonic() - start
-                if until in text or proc.popen.poll() is not None:
-                    break
-                if "wwstatic: boot of" in text or "Kernel panic" in text:
-                    break
-                time.sleep(0.2)
-            # Give QEMU a moment to power off by itself once the node said so.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=10)
-        finally:
-            self.stop(proc)
-        return Boot(serial.read_text(errors="replace") if serial.exists() else "", marks)
+        return self.start(f"qemu-{name}", *argv), serial
 
 
 @dataclass

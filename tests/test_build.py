@@ -146,12 +146,13 @@ def test_one_node_change_rebuilds_what_it_affects(tmp_path: Path) -> None:
     edit(project, "ip: 10.99.0.11", "ip: 10.99.0.21")
     result = run_doit(project)
     assert result.returncode == 0, result.stderr
+    # Addresses are also in nginx's rules (whom a node's own files are served to).
     assert ran(result) == {"node:n01", "node:n02", "node:n03", "node:n04", "shared:runtime:hosts,motd",
-                           "publish", "gc"} | dhcp
+                           "publish", "gc", "nginx:nginx.conf"} | dhcp
     after = snapshot(out)
     rewritten = {f for f in after if f in before and after[f] != before[f]}
     assert {f for f in rewritten if not f.startswith(".state/")} == {
-        *etc, *(f"http/nodes/n0{i}/runtime.json" for i in range(1, 5)),
+        *etc, "etc/nginx.conf", *(f"http/nodes/n0{i}/runtime.json" for i in range(1, 5)),
         *(f"http/ipxe/52-54-00-99-00-{i}.ipxe" for i in (11, 12, 33, 14)),
         *(f for f in rewritten if f.startswith("http/groups/"))}
 

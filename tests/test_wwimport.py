@@ -106,7 +106,7 @@ def test_default_profile(v46: tuple[dict[str, Any], ImportResult]) -> None:
     assert default["root"] == "initramfs"
     assert default["ipxe_template"] == "default"
     # Only the overlays wwstatic has survive, in order.
-    assert default["system_overlays"] == ["wwinit", "hostname"]
+    assert default["system_overlays"] == ["wwinit", "wwclient", "hostname"]
     assert default["runtime_overlays"] == ["hosts"]
     assert "ipmi" not in default  # it held only `template`, which has no counterpart
     # resources are copied with the types Go gives them: lists of maps, ints stay ints.
@@ -115,7 +115,7 @@ def test_default_profile(v46: tuple[dict[str, Any], ImportResult]) -> None:
          "freq": 0, "passno": 0},
         {"spec": "warewulf:/opt", "file": "/opt", "vfstype": "nfs", "mntops": "defaults,noauto,nofail,ro"},
     ]}
-    assert "profile default: overlays wwclient, fstab, ssh.host_keys, NetworkManager do not exist in " \
+    assert "profile default: overlays fstab, ssh.host_keys, NetworkManager do not exist in " \
            "wwstatic; dropped from the system overlays" in result.notes
     assert "profile default: overlay ssh.authorized_keys does not exist in wwstatic; dropped from the " \
            "runtime overlays" in result.notes
@@ -254,7 +254,8 @@ def test_import_is_deterministic() -> None:
 
 def test_known_overlays_are_kept() -> None:
     data, result = run(V46, WWCONF, SHIPPED | {"NetworkManager", "ssh.authorized_keys"})
-    assert data["profiles"]["default"]["system_overlays"] == ["wwinit", "hostname", "NetworkManager"]
+    assert data["profiles"]["default"]["system_overlays"] == ["wwinit", "wwclient", "hostname",
+                                                              "NetworkManager"]
     assert data["profiles"]["default"]["runtime_overlays"] == ["hosts", "ssh.authorized_keys"]
     assert data["nodes"]["n1"]["system_overlays"] == ["~NetworkManager"]
     assert not [n for n in result.notes if "NetworkManager" in n]

@@ -62,13 +62,22 @@ def _filter(compression: Compression, level: int | None) -> tuple[str | None, st
     return None, ""
 
 
+def is_secret(entries: Iterable[Entry]) -> bool:
+    """Whether an archive holds a file that others may not read on the node.
+
+    Such a file (a host key, a password) makes the whole archive secret on
+    the server too: see fsutil.publish_mode().
+    """
+    return any(stat.S_ISREG(e.mode) and not e.mode & stat.S_IROTH for e in entries)
+
+
 def write_cpio(entries: Iterable[Entry], out: Path, compression: Compression = Compression.GZIP,
-               level: int | None = None, mode: int = 0o644) -> int:
+               level: int | None = None, mode: int = 0o644, gid: int | None = None) -> int:
     """Write `entries` in the given order to `out` atomically; return the entry count."""
     filt, opts = _filter(compression, level)
     count = 0
     links: dict[object, tuple[int, bool]] = {}
-    with (atomic_open(out, mode) as f,
+    with (atomic_open(out, mode, gid) as f,
           libarchive.fd_writer(f.fileno(), "cpio_newc", filt, options=opts) as arch):
         for e in entries:
             count += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,11 +12,13 @@ from typing import BinaryIO
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_open(path: Path, mode: int = 0o644, gid: int | None = None) -> Iterator[BinaryIO]:
     """Write to a temporary file beside `path`, renamed over it on success.
 
     The temporary name starts with a dot and ends with `.tmp` so web server
-    rules and cleanup can tell it apart; on error it is removed.
+    rules and cleanup can tell it apart; on error it is removed. It is created
+    0600 and gets `mode` (and group `gid`) only when complete, so a secret is
+    never readable by others, not even while it is written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -23,7 +26,9 @@ def atomic_open(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-        os.chmod(tmp, mode)
+            if gid is not None:
+                os.fchown(f.fileno(), -1, gid)
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -31,10 +36,10 @@ def atomic_open(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
         raise
 
 
-def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes | str, mode: int = 0o644, gid: int | None = None) -> None:
     if isinstance(data, str):
         data = data.encode()
-    with atomic_open(path, mode) as f:
+    with atomic_open(path, mode, gid) as f:
         f.write(data)
 
 
@@ -43,3 +48,34 @@ def copy_atomic(src: Path, dst: Path, mode: int = 0o644) -> None:
     with src.open("rb") as fin, atomic_open(dst, mode) as fout:
         while chunk := fin.read(1 << 20):
             fout.write(chunk)
+
+
+# --- secrets in output/ -------------------------------------------------------
+
+SECRET_MODE = 0o640
+WEB_GROUPS = ("www-data", "nginx", "http")  # Debian, Fedora/EL, Arch
+
+
+def web_server_gid() -> int | None:
+    """The group nginx's workers run as: $WWSTATIC_WEB_GROUP, else the distribution's.
+
+    None when there is none (a build machine without a web server): then a
+    secret file is readable by its owner alone, until it is copied to a server.
+    """
+    names = [os.environ["WWSTATIC_WEB_GROUP"]] if os.environ.get("WWSTATIC_WEB_GROUP") else WEB_GROUPS
+    for name in names:
+        with contextlib.suppress(KeyError):
+            return grp.getgrnam(name).gr_gid
+    return None
+
+
+def publish_mode(secret: bool) -> tuple[int, int | None]:
+    """(mode, gid) for a file in output/: a file holding a node's secrets is
+    0640 and group of the web server (never world-readable); others are 0644.
+
+    Use as `write_cpio(..., mode=mode, gid=gid)` or `write_atomic(path, data, *publish_mode(s))`.
+    """
+    if not secret:
+        return 0o644, None
+    gid = web_server_gid()
+    return (SECRET_MODE, gid) if gid is not None else (0o600, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,21 @@ def unknown_ipxe(cluster: Cluster) -> str:
     return _render("unknown.ipxe.j2", cluster_file=Path(cluster.path).name)
 
 
+def node_addresses(cluster: Cluster) -> list[tuple[str, str]]:
+    """(address, node) for every address of every node: whom nginx serves /nodes/<node>/ to."""
+    return sorted({(dev.ip, n.name) for n in cluster.nodes for dev in n.network.values() if dev.ip},
+                  key=lambda p: (ipaddress.IPv4Address(p[0]), p[1]))
+
+
+def cluster_networks(cluster: Cluster) -> list[str]:
+    """The networks allowed to fetch anything: the head's and every node device's."""
+    nets = {cluster.head.network}
+    nets |= {ipaddress.IPv4Interface(dev.cidr).network
+             for n in cluster.nodes for dev in n.network.values() if dev.ip}
+    return [str(n) for n in sorted(nets)]
+
+
 def nginx_conf(cluster: Cluster, http_root: Path) -> str:
     return _render("nginx.conf.j2", head=cluster.head, http_root=http_root,
-                   cluster_file=Path(cluster.path).name)
+                   cluster_file=Path(cluster.path).name,
+                   node_addresses=node_addresses(cluster), networks=cluster_networks(cluster))

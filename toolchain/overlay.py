@@ -50,6 +50,21 @@ def find_overlay(name: str, project: Path) -> Path:
                   hint=f"create overlays/{name}/rootfs/ or use one of: {', '.join(known)}")
 
 
+def _package_link(path: Path, root: Path) -> bool:
+    """A shipped overlay's relative link to a file of the package outside its rootfs.
+
+    Such a link stands for the file itself, read at build time: it keeps one
+    copy of files the package also uses (wwclient.py). Any other link is put in
+    the archive as a link.
+    """
+    target = os.readlink(path)
+    if target.startswith("/") or not root.is_relative_to(SHIPPED):
+        return False
+    real = (path.parent / target).resolve()
+    return (real.is_file() and not real.is_relative_to(root.resolve())
+            and real.is_relative_to(SHIPPED.parent.resolve()))
+
+
 def list_sources(root: Path) -> list[SourceFile]:
     out: list[SourceFile] = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -58,7 +73,9 @@ def list_sources(root: Path) -> list[SourceFile]:
         for name in sorted(dirnames + filenames):
             path = base / name
             rel = path.relative_to(root).as_posix()
-            if path.is_symlink():
+            if path.is_symlink() and _package_link(path, root):
+                out.append(SourceFile(rel, path, "file"))
+            elif path.is_symlink():
                 out.append(SourceFile(rel, path, "symlink"))
             elif path.is_dir():
                 out.append(SourceFile(rel, path, "dir"))

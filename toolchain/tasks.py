@@ -27,10 +27,10 @@ from doit.tools import config_changed
 
 from . import cache as model_cache
 from . import demo, dhcp, gc, generate, iso, layout, lock, overlay
-from .archive import Compression, write_cpio
+from .archive import Compression, is_secret, write_cpio
 from .errors import WWError, report
 from .fingerprint import code_digest, digest, image_code
-from .fsutil import copy_atomic, write_atomic
+from .fsutil import copy_atomic, publish_mode, write_atomic
 from .image import build_image, find_kernel, tree_digest
 from .model import Cluster, Image
 from .plan import KINDS, Plan, make_plan, node_context, shared_context
@@ -266,7 +266,8 @@ def _build_shared(p: Project, kind: str, names: tuple[str, ...], target: Path, w
     oset = _plan().sets[(kind, names)]
     entries = list(oset.shared_entries) or overlay.entries(oset.shared, shared_context(p.cluster),
                                                            _env(), who)
-    write_cpio(entries, target, Compression.GZIP)
+    mode, gid = publish_mode(is_secret(entries))
+    write_cpio(entries, target, Compression.GZIP, mode=mode, gid=gid)
 
 
 def task_shared() -> Iterator[Task]:
@@ -302,7 +303,10 @@ def _build_node(p: Project, name: str) -> None:
         oset = _plan().sets[(kind, np.node.system_overlays if kind == "system"
                              else np.node.runtime_overlays)]
         planned = overlay.with_parents(oset.planned, oset.per_node)
-        write_cpio(overlay.entries(planned, context, _env(), f"node {name}"), target, Compression.GZIP)
+        entries = overlay.entries(planned, context, _env(), f"node {name}")
+        # An archive holding a node's secrets is not world-readable on the server either.
+        mode, gid = publish_mode(is_secret(entries))
+        write_cpio(entries, target, Compression.GZIP, mode=mode, gid=gid)
 
 
 def task_node() -> Iterator[Task]:
