@@ -21,7 +21,7 @@ import jinja2.meta
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from . import demo, generate, overlay
+from . import demo, generate, overlay, template_ext
 from .archive import Compression, Entry, write_cpio
 from .errors import WWError, report
 from .fsutil import copy_atomic, write_atomic
@@ -231,13 +231,7 @@ def _all_nodes_json() -> str:
 
 
 def _context(p: Project, node: Node) -> dict[str, Any]:
-    return {
-        "node": node,
-        "nodes": p.cluster.nodes,
-        "head": p.cluster.head,
-        "image": p.cluster.images[node.image],
-        "cluster_file": Path(p.cluster.path).name,
-    }
+    return template_ext.make_context(p.cluster, node)
 
 
 def _build_overlay(p: Project, node: Node, kind: str, names: tuple[str, ...]) -> None:
