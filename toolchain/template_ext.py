@@ -302,12 +302,18 @@ def node_dependent(env: jinja2.Environment, template_name: str) -> bool:
     return _node_dependent(env, template_name, set())
 
 
+def _used(env: jinja2.Environment, ast: nodes.Template) -> set[str]:
+    """Context variables and functions a template reads (meta leaves out the globals)."""
+    called = {n.name for n in ast.find_all(nodes.Name) if n.ctx == "load" and n.name in env.globals}
+    return jinja2.meta.find_undeclared_variables(ast) | called
+
+
 def _node_dependent(env: jinja2.Environment, name: str, seen: set[str]) -> bool:
     if name in seen:
         return False
     seen.add(name)
     ast = _parse(env, name)
-    used = jinja2.meta.find_undeclared_variables(ast)
+    used = _used(env, ast)
     # Anything neither known to be shared nor a shared function may come from
     # the including template's per-node locals: count it as per node.
     if used & PER_NODE or used - SHARED - set(env.globals):
@@ -340,7 +346,7 @@ _METHODS = {"values", "items", "keys", "get"}
 def fields_used(env: jinja2.Environment, template_name: str) -> tuple[set[str], set[str]]:
     """The variables a template reads, and the dotted fields it reads of them."""
     ast = _parse(env, template_name)
-    used = jinja2.meta.find_undeclared_variables(ast)
+    used = _used(env, ast)
     chains: set[str] = set()
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         chain = _chain(node)
