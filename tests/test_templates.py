@@ -134,7 +134,8 @@ def test_node_dependent(project: Path) -> None:
 # --- strict errors ------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "line", "what"), [
-    ("ok\n{{ node.nosuchfield }}\n", 2, "undefined in template for node n02"),
+    ("ok\n{{ node.nosuchfield }}\n", 2, "template error for node n02: 'toolchain.model.Node object' has no "
+     "attribute 'nosuchfield'"),
     ("ok\n\n{% if %}\n", 3, "template syntax"),
     ("{{ include_head('nope') }}", 1, "does not exist on the build host"),
     ("{{ include_image('etc/nope') }}", 1, "image fix has no file /etc/nope"),
@@ -157,7 +158,7 @@ def test_template_errors_name_file_line_and_node(project: Path, text: str, line:
 def test_error_in_included_template_names_its_line(project: Path) -> None:
     site(project, "t", {"etc/main.j2": '{% include "t/rootfs/part.j2" %}',
                         "part.j2": "a\nb\n{{ node.bad }}\n"})
-    with pytest.raises(WWError, match=r"overlays/t/rootfs/part\.j2:3: undefined"):
+    with pytest.raises(WWError, match=r"overlays/t/rootfs/part\.j2:3: template error for node n02"):
         layered(project, "t")
 
 

@@ -117,7 +117,7 @@ def render_template(env: jinja2.Environment, src: SourceFile, overlay_root: Path
         raise WWError(f"{where}: template syntax: {exc.message} (rendering for {who})",
                       hint="fix the template; nothing was written") from None
     except jinja2.UndefinedError as exc:
-        raise WWError(f"{_where(exc, src.path)}: undefined in template for {who}: {exc.message}",
+        raise WWError(f"{_where(exc, src.path)}: template error for {who}: {exc.message}",
                       hint="fix the template or set the value in cluster.yaml; nothing was written") from None
     except WWError as exc:
         raise WWError(f"{_where(exc, src.path)}: {exc.message} (rendering for {who})",
