@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -13,8 +12,9 @@ from tests.conftest import REPO
 from tests.netboot import nginx_main
 from toolchain import generate
 from toolchain.model import Cluster, load_cluster
-from toolchain.overlay import Planned, SourceFile
+from toolchain.overlay import SourceFile
 from toolchain.plan import Blob, Group, NodePlan, OverlaySet
+from toolchain.split import Part, Source
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -37,13 +37,11 @@ def node_plan(cluster: Cluster, name: str) -> NodePlan:
     def blob(url: str) -> Blob:
         return Blob(url, "0" * 64)
     node = cluster.node(name)
-    sets = {kind: OverlaySet(kind, names, (), (), (), blob(f"shared/{kind}-{'5' * 20}.img.gz"), (), "",
-                             False)
+    # Both kinds have a shared part and files of the node's own.
+    own_file = Source(0, "x", SourceFile("etc/x.j2", Path("etc/x.j2"), "template"), True, False)
+    sets = {kind: OverlaySet(kind, names, (), (own_file,), Part((), {}),
+                             blob(f"shared/{kind}-{'5' * 20}.img.gz"), "", False, False)
             for kind, names in (("system", node.system_overlays), ("runtime", node.runtime_overlays))}
-    # Both kinds have files of the node's own.
-    own_file = Planned("etc/x", SourceFile("etc/x.j2", Path("etc/x.j2"), "template"), Path("rootfs"),
-                       True, False)
-    sets = {k: dataclasses.replace(v, per_node=(own_file,)) for k, v in sets.items()}
     group = Group("9" * 20, node.image, blob(f"images/demo/vmlinuz-{'1' * 20}"),
                   blob(f"images/demo/image-{'1' * 20}.img.gz"), sets)
     own = {kind: blob(f"nodes/{name}/{kind}-{kind[0] * 20}.img.gz") for kind in ("system", "runtime")}

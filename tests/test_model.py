@@ -1273,7 +1273,8 @@ def test_unknown_overlay(tmp_path: Path) -> None:
             <NET>
         """)
     err = expect_error(tmp_path, text, 9, 22, "node n1: overlay `nope` does not exist")
-    assert err.hint == "create overlays/nope/rootfs/ or use one of: hostname, hosts, wwclient, wwinit"
+    assert err.hint.startswith("create overlays/nope/rootfs/ or use one of: ")
+    assert ", hostname, hosts, " in err.hint and err.hint.endswith(", wwinit")
 
 
 def test_overlays_of_the_project_directory(tmp_path: Path) -> None:
@@ -1281,7 +1282,8 @@ def test_overlays_of_the_project_directory(tmp_path: Path) -> None:
     (tmp_path / "overlays" / "nofs").mkdir()  # no rootfs/: not an overlay
     text = cluster(f"nodes:\n  n1:\n    image: img\n    runtime_overlays: [hosts, mine, nofs]\n{NET}")
     err = expect_error(tmp_path, text, 10, 23, "node n1: overlay `nofs` does not exist")
-    assert err.hint.endswith("use one of: hostname, hosts, mine, wwclient, wwinit")
+    known = err.hint.split("use one of: ")[1].split(", ")
+    assert {"hostname", "hosts", "mine", "wwinit"} <= set(known) and "nofs" not in known
     c = load(tmp_path, text.replace(", nofs", ""))
     assert c.node("n1").runtime_overlays == ("hosts", "mine")
 

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # standalone ISO), mtools (the El Torito EFI image). BMCs: ipmitool, openipmi (tests).
 PACKAGES="python3 python3-venv libarchive13 ipxe ipxe-qemu qemu-system-x86 ovmf
 isc-dhcp-server dnsmasq-base kea-dhcp4-server nginx-light cpio kmod iproute2 procps systemd
-ipmitool openipmi isolinux syslinux-common grub-efi-amd64-bin mtools"
+ipmitool openipmi isolinux syslinux-common grub-efi-amd64-bin mtools openssh-client fdisk"
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

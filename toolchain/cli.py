@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import stat
 import sys
 from pathlib import Path
 
+import jinja2
+
 from . import discover, inspect, power, serve, spec, status, wwimport
 from .errors import WWError, report
-from .model import load_cluster
+from .model import known_overlays, load_cluster
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -47,6 +50,80 @@ def _schema(args: argparse.Namespace) -> int:
         print(spec.markdown(), end="")
     else:
         print(json.dumps(spec.json_schema(), indent=2))
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from . import overlay, template_ext
+
+    path = Path(args.file)
+    cluster = load_cluster(path)
+    try:
+        node = cluster.node(args.node)
+    except KeyError:
+        raise WWError(f"node {args.node} is not in {path}",
+                      hint="`wwstatic nodes` lists the nodes") from None
+    project = path.resolve().parent
+    names = node.system_overlays + node.runtime_overlays
+    found = overlay.preview(project, names, args.path, template_ext.make_context(cluster, node),
+                            overlay.make_env(project), f"node {node.name}")
+    if found is None:
+        raise WWError(f"no overlay of node {node.name} writes {args.path}",
+                      hint=f"its overlays: {', '.join(names) or '(none)'}")
+    entry, secret = found
+    kind = stat.S_IFMT(entry.mode)
+    if args.long:
+        what = {stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink"}.get(kind, "file")
+        print(f"# /{entry.path}: {what} {stat.S_IMODE(entry.mode):04o} {entry.uid}:{entry.gid}"
+              + (" secret" if secret else ""))
+    if kind == stat.S_IFLNK:
+        print(f"-> {entry.target}")
+    elif kind == stat.S_IFREG and entry.data is not None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(entry.data)
+    return 0
+
+
+def _overlay_list(args: argparse.Namespace) -> int:
+    from . import overlay
+
+    project = Path(args.file).resolve().parent
+    site, shipped = overlay.overlay_dirs(project)
+    for name in sorted(known_overlays(project)):
+        where = "site" if (site / name / "rootfs").is_dir() else "shipped"
+        if where == "site" and (shipped / name / "rootfs").is_dir():
+            where = "site, overrides shipped"
+        sources = overlay.list_sources(overlay.find_overlay(name, project))
+        templates = sum(1 for s in sources if s.kind == "template")
+        files = sum(1 for s in sources if s.kind != "dir")
+        print(f"{name:24} {files:3} files, {templates:2} templates  ({where})")
+    return 0
+
+
+def _overlay_info(args: argparse.Namespace) -> int:
+    from . import overlay, template_ext
+
+    project = Path(args.file).resolve().parent
+    root = overlay.find_overlay(args.overlay, project)
+    env = overlay.make_env(project)
+    print(f"overlay {args.overlay}: {root}")
+    for src in overlay.list_sources(root):
+        if src.kind != "template":
+            continue
+        name = overlay.template_name(root, src)
+        try:
+            used, fields = template_ext.fields_used(env, name)
+            per_node = template_ext.node_dependent(env, name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise WWError(f"{exc.filename}:{exc.lineno}: template syntax: {exc.message}") from None
+        functions = sorted(u for u in used if u in env.globals)
+        variables = sorted(u for u in used if u not in env.globals)
+        print(f"  /{src.rel[:-3]} ({'per node' if per_node else 'same for every node'})")
+        print(f"    variables: {', '.join(variables) or '-'}")
+        if fields:
+            print(f"    fields:    {', '.join(sorted(fields))}")
+        if functions:
+            print(f"    functions: {', '.join(functions)}")
     return 0
 
 
@@ -99,6 +176,23 @@ def parser() -> argparse.ArgumentParser:
     j = sub.add_parser("schema", help="print the JSON Schema of cluster.yaml")
     j.add_argument("--markdown", action="store_true", help="print the reference docs instead")
     j.set_defaults(func=_schema)
+
+    r = sub.add_parser("render", help="print one file of a node's overlays, rendered and layered")
+    r.add_argument("node")
+    r.add_argument("path", help="the path on the node, e.g. /etc/hosts")
+    r.add_argument("--file", default="cluster.yaml")
+    r.add_argument("-l", "--long", action="store_true", help="first print its type, mode and owner")
+    r.set_defaults(func=_render)
+
+    o = sub.add_parser("overlay", help="inspect overlays")
+    osub = o.add_subparsers(dest="overlay_command", required=True)
+    ol = osub.add_parser("list", help="overlays and where they come from")
+    ol.add_argument("--file", default="cluster.yaml")
+    ol.set_defaults(func=_overlay_list)
+    oi = osub.add_parser("info", help="the variables and node fields an overlay's templates use")
+    oi.add_argument("overlay")
+    oi.add_argument("--file", default="cluster.yaml")
+    oi.set_defaults(func=_overlay_info)
 
     b = sub.add_parser("build", help="build output/ (runs doit; extra arguments go to doit)")
     b.add_argument("doit_args", nargs=argparse.REMAINDER)

@@ -10,9 +10,13 @@ import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .archive import Compression, Entry, write_cpio
 from .errors import WWError
+
+if TYPE_CHECKING:  # model imports overlay, which reads images: no import cycle at run time
+    from .model import Image
 
 # Where distributions keep kernels, in Warewulf's order of preference.
 KERNEL_GLOBS = ("boot/vmlinuz-*", "boot/Image-*", "lib/modules/*/vmlinuz", "usr/lib/modules/*/vmlinuz")
@@ -105,3 +109,39 @@ def build_image(root: Path, out: Path, exclude: tuple[str, ...] = (),
     if owner_root:
         entries = (dataclasses.replace(e, uid=0, gid=0) for e in entries)
     return write_cpio(entries, out, compression)
+
+
+# --- reading one file of an image (for templates' include_image) --------------
+
+def image_root(project: Path, img: Image) -> Path:
+    """Where the unpacked root of `img` lives on the build host."""
+    if img.builder == "demo":
+        return project / "output" / "work" / "images" / img.name / "rootfs"
+    return Path(img.root)
+
+
+def read_image_file(project: Path, img: Image, path: str) -> bytes:
+    """The bytes of `path` inside image `img`, following symlinks inside the image.
+
+    Other image sources (tar, OCI) plug in here; a template only ever calls this.
+    """
+    root = image_root(project, img)
+    if not root.is_dir():
+        hint = ("build it first: doit demo" if img.builder == "demo"
+                else "unpack the image there, or fix `root:` in cluster.yaml")
+        raise WWError(f"image {img.name} is not available at {root}", hint=hint)
+    rel = path.lstrip("/")
+    target = root / rel
+    for _ in range(40):  # resolve symlinks against the image root, not the host's /
+        if not target.is_symlink():
+            break
+        link = os.readlink(target)
+        target = root / link.lstrip("/") if link.startswith("/") else target.parent / link
+    try:
+        resolved = target.resolve()
+        if resolved != root.resolve() and root.resolve() not in resolved.parents:
+            raise FileNotFoundError
+        return resolved.read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise WWError(f"image {img.name} has no file /{rel}",
+                      hint=f"install it into the image ({root}) or do not include it") from None

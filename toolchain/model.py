@@ -178,6 +178,8 @@ class Cluster:
     dhcp: Dhcp = Dhcp()
     nfs_exports: tuple[Export, ...] = ()
     ssh_key_types: tuple[str, ...] = ("ed25519", "ecdsa", "rsa")
+    ssh_authorized_keys: tuple[str, ...] = ()
+    ssh_authorized_key_files: tuple[str, ...] = ()
     wwclient_interval: int = 60
     node_locs: dict[str, Loc] = field(default_factory=dict, compare=False, repr=False)
     sources: dict[str, dict[str, Val]] = field(default_factory=dict, compare=False, repr=False)
@@ -256,6 +258,8 @@ class _Loader:
         return Cluster(
             str(self.path), head, images, tuple(nodes), dhcp=dhcp, nfs_exports=exports,
             ssh_key_types=tuple(_get(top, "ssh", "key_types", default=["ed25519", "ecdsa", "rsa"])),
+            ssh_authorized_keys=tuple(_get(top, "ssh", "authorized_keys", default=[])),
+            ssh_authorized_key_files=tuple(_get(top, "ssh", "authorized_key_files", default=[])),
             wwclient_interval=_get(top, "wwclient", "interval", default=60),
             node_locs=locs, sources=sources)
 

@@ -9,22 +9,23 @@ overlays are layered in list order, later files replacing earlier ones.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shlex
+import posixpath
+import re
 import stat
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import jinja2.meta
-import jinja2.nodes
 
+from . import template_ext
 from .archive import Entry
 from .errors import WWError
+from .overlay_meta import MANIFEST, Manifest, load_manifest
 
 SHIPPED = Path(__file__).parent / "overlays"
 
@@ -95,133 +96,180 @@ def make_env(project: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters["shquote"] = lambda v: shlex.quote(str(v))
+    template_ext.install(env, project)
     return env
 
 
-def _template_line(exc: BaseException, filename: str) -> int:
-    line = 0
+def _project(env: jinja2.Environment) -> Path:
+    project = getattr(env, "wwstatic_project", None)
+    if not isinstance(project, Path):
+        raise TypeError("make the environment with overlay.make_env()")
+    return project
+
+
+def _where(exc: BaseException, default: Path) -> str:
+    """`file:line` of the innermost template frame of `exc` (an include's, if it failed there)."""
+    where = str(default)
     for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == filename and frame.lineno:
-            line = frame.lineno
-    return line
+        if frame.filename.endswith(".j2") and frame.lineno:
+            where = f"{frame.filename}:{frame.lineno}"
+    return where
+
+
+def template_name(overlay_root: Path, src: SourceFile) -> str:
+    """The loader's name of an overlay template: NAME/rootfs/REL."""
+    return f"{overlay_root.parent.name}/rootfs/{src.rel}"
+
+
+def render_template(env: jinja2.Environment, src: SourceFile, overlay_root: Path,
+                    context: Mapping[str, Any], who: str) -> template_ext.RenderState:
+    """Render one template; on any error raise WWError naming template, line and node."""
+    state = template_ext.RenderState(_project(env), template_ext.Output(src.rel[: -len(".j2")]))
+    try:
+        template = env.get_template(template_name(overlay_root, src))
+        state.main.data = template.render({**context, template_ext.STATE: state})
+        state.outputs()  # text outside {% file %} blocks is an error too
+    except jinja2.TemplateSyntaxError as exc:
+        where = f"{exc.filename or src.path}:{exc.lineno}"
+        raise WWError(f"{where}: template syntax: {exc.message} (rendering for {who})",
+                      hint="fix the template; nothing was written") from None
+    except jinja2.UndefinedError as exc:
+        raise WWError(f"{_where(exc, src.path)}: template error for {who}: {exc.message}",
+                      hint="fix the template or set the value in cluster.yaml; nothing was written") from None
+    except WWError as exc:
+        raise WWError(f"{_where(exc, src.path)}: {exc.message} (rendering for {who})",
+                      hint=(exc.hint + "; " if exc.hint else "") + "nothing was written") from None
+    except Exception as exc:  # a template can raise anything (a bad method call, 1/0): all user errors
+        raise WWError(f"{_where(exc, src.path)}: template error for {who}: {type(exc).__name__}: {exc}",
+                      hint="fix the template or the node's settings; nothing was written") from None
+    return state
 
 
 def render(env: jinja2.Environment, src: SourceFile, overlay_root: Path,
            context: Mapping[str, Any], who: str) -> bytes:
-    """Render one template; on error raise WWError naming template, line and node."""
-    name = f"{overlay_root.parent.name}/rootfs/{src.rel}"
-    try:
-        template = env.get_template(name)
-        return template.render(context).encode()
-    except jinja2.TemplateSyntaxError as exc:
-        raise WWError(f"template syntax: {exc.message} (rendering for {who})",
-                      hint="fix the template; nothing was written") from None
-    except jinja2.TemplateError as exc:
-        line = _template_line(exc, str(src.path))
-        where = f"{src.path}:{line}" if line else str(src.path)
-        raise WWError(f"{where}: template error for {who}: {exc}",
-                      hint="fix the template or the node's settings; nothing was written") from None
+    """The content of a template that writes one regular file (b"" if it skips itself)."""
+    outputs = render_template(env, src, overlay_root, context, who).outputs()
+    if len(outputs) > 1 or (outputs and outputs[0].target is not None):
+        raise WWError(f"{src.path} writes several files or a symlink",
+                      hint="use overlay.render_template() for it")
+    return outputs[0].data.encode() if outputs else b""
 
 
 @dataclass(frozen=True)
-class Planned:
-    """One file of a layered overlay list: the source that wins for path `rel`."""
-    rel: str              # path in the archive (template suffix dropped)
-    src: SourceFile
-    root: Path            # the overlay's rootfs directory
-    per_node: bool        # its bytes may differ from node to node
-    reads_nodes: bool     # it reads the list of all nodes
+class Layered:
+    entries: list[Entry]              # sorted by path, parents before children
+    secrets: frozenset[str]           # paths of files marked `secret: true`
+    head_files: tuple[Path, ...]      # build-host files templates included
+
+    @property
+    def secret(self) -> bool:
+        return bool(self.secrets)
 
 
-# Context variables that differ between nodes. A template that reads none of
-# them renders the same for every node, so it is rendered once and shared.
-PER_NODE_VARIABLES = frozenset({"node", "image"})
+@cache
+def _manifest(path: Path, mtime_ns: int) -> Manifest:
+    return load_manifest(path.parent)
 
 
-def _template_deps(env: jinja2.Environment, src: SourceFile, root: Path) -> tuple[bool, bool]:
-    """(per_node, reads_nodes) of a template, judged from its source."""
-    name = f"{root.parent.name}/rootfs/{src.rel}"
-    try:
-        ast = env.parse(src.path.read_text(), name, str(src.path))
-    except jinja2.TemplateSyntaxError:
-        return True, True   # rendering reports the error with its line
-    names = jinja2.meta.find_undeclared_variables(ast)
-    # An include or import may read anything: count it as per node.
-    includes = any(True for _ in ast.find_all((jinja2.nodes.Include, jinja2.nodes.Import,
-                                                jinja2.nodes.FromImport, jinja2.nodes.Extends)))
-    return includes or bool(names & PER_NODE_VARIABLES), includes or "nodes" in names
+def manifest_of(overlay_root: Path) -> Manifest:
+    path = overlay_root.parent / MANIFEST
+    return _manifest(path, path.stat().st_mtime_ns if path.exists() else 0)
 
 
-def plan(project: Path, names: tuple[str, ...], env: jinja2.Environment) -> tuple[Planned, ...]:
-    """The files of overlays `names` layered in order (later win), sorted by path."""
-    chosen: dict[str, Planned] = {}
-    for name in names:
-        root = find_overlay(name, project)
-        for src in list_sources(root):
-            if src.kind == "template":
-                per_node, reads_nodes = _template_deps(env, src, root)
-                chosen[src.rel[: -len(".j2")]] = Planned(src.rel[: -len(".j2")], src, root,
-                                                         per_node, reads_nodes)
-            else:
-                chosen[src.rel] = Planned(src.rel, src, root, False, False)
-    return tuple(chosen[k] for k in sorted(chosen))
+def render_overlay(project: Path, name: str, context: Mapping[str, Any], env: jinja2.Environment,
+                   who: str, sources: list[SourceFile] | None = None) -> Layered:
+    """One overlay (or some of its `sources`) rendered for one node, with manifest metadata."""
+    root = find_overlay(name, project)
+    manifest = manifest_of(root)
+    entries: dict[str, Entry] = {}
+    secrets: set[str] = set()
+    head_files: list[Path] = []
 
+    def put(rel: str, kind: int, executable: bool = False, data: bytes | None = None,
+            target: str = "") -> None:
+        meta = manifest.meta(rel, kind, executable)
+        mode = kind | (0o777 if kind == stat.S_IFLNK else meta.perm)
+        entries[rel] = Entry(rel, mode, meta.uid, meta.gid, data=data, target=target)
+        if meta.secret and kind == stat.S_IFREG:
+            secrets.add(rel)
 
-def entries(planned: Iterable[Planned], context: Mapping[str, Any], env: jinja2.Environment,
-            who: str) -> list[Entry]:
-    """Archive entries of planned files, rendering templates with `context`."""
-    out: list[Entry] = []
-    for p in planned:
-        src = p.src
+    for src in list_sources(root) if sources is None else sources:
         if src.kind == "dir":
-            out.append(Entry(p.rel, stat.S_IFDIR | 0o755))
+            put(src.rel, stat.S_IFDIR)
         elif src.kind == "symlink":
-            out.append(Entry(p.rel, stat.S_IFLNK | 0o777, target=os.readlink(src.path)))
+            put(src.rel, stat.S_IFLNK, target=os.readlink(src.path))
         else:
             # git keeps only the executable bit, so that is all we take from disk.
-            perm = 0o755 if os.stat(src.path).st_mode & 0o100 else 0o644
-            data = (render(env, src, p.root, context, who) if src.kind == "template"
-                    else src.path.read_bytes())
-            out.append(Entry(p.rel, stat.S_IFREG | perm, data=data))
-    return out
+            executable = bool(os.stat(src.path).st_mode & 0o100)
+            if src.kind == "file":
+                put(src.rel, stat.S_IFREG, executable, data=src.path.read_bytes())
+                continue
+            state = render_template(env, src, root, context, who)
+            head_files += state.head_files
+            for out in state.outputs():
+                if out.target is not None:
+                    put(out.rel, stat.S_IFLNK, target=out.target)
+                else:
+                    put(out.rel, stat.S_IFREG, executable, data=out.data.encode())
+    # {% file %} may write into directories the overlay does not have: add them
+    # (with the manifest's metadata) so that unpacking never needs a missing parent.
+    for rel in list(entries):
+        parent = posixpath.dirname(rel)
+        while parent and parent not in entries:
+            put(parent, stat.S_IFDIR)
+            parent = posixpath.dirname(parent)
+    return Layered([entries[k] for k in sorted(entries)], frozenset(secrets), tuple(head_files))
 
 
-def with_parents(planned: tuple[Planned, ...], subset: Iterable[Planned]) -> list[Planned]:
-    """`subset` plus the directories above its files, so an archive of it unpacks alone."""
-    dirs = {p.rel: p for p in planned if p.src.kind == "dir"}
-    picked = {p.rel: p for p in subset}
-    for rel in list(picked):
-        parent = rel.rpartition("/")[0]
-        while parent and parent not in picked:
-            if parent in dirs:
-                picked[parent] = dirs[parent]
-            parent = parent.rpartition("/")[0]
-    return [picked[k] for k in sorted(picked)]
+def layer_all(project: Path, names: tuple[str, ...], context: Mapping[str, Any],
+              env: jinja2.Environment, who: str) -> Layered:
+    """The overlays `names` rendered for one node and layered in order, later files winning."""
+    entries: dict[str, Entry] = {}
+    secrets: set[str] = set()
+    head_files: list[Path] = []
+    for name in names:
+        one = render_overlay(project, name, context, env, who)
+        for e in one.entries:
+            entries[e.path] = e
+            secrets.discard(e.path)
+        secrets |= one.secrets
+        head_files += one.head_files
+    return Layered([entries[k] for k in sorted(entries)], frozenset(secrets), tuple(head_files))
 
 
 def layer(project: Path, names: tuple[str, ...], context: Mapping[str, Any],
           env: jinja2.Environment, who: str) -> list[Entry]:
     """The entries of `names` layered in order, sorted by path."""
-    return entries(plan(project, names, env), context, env, who)
+    return layer_all(project, names, context, env, who).entries
 
 
-def content_digest(planned: Iterable[Planned]) -> str:
-    """A digest of the planned sources' paths, kinds, modes and bytes."""
-    h = hashlib.sha256()
-    for p in planned:
-        src = p.src
-        h.update(f"{p.rel}\0{src.rel}\0{src.kind}\0{p.root.parent.name}\0".encode())
-        if src.kind == "symlink":
-            h.update(os.readlink(src.path).encode())
-        elif src.kind != "dir":
-            h.update(b"x" if os.stat(src.path).st_mode & 0o100 else b"-")
-            h.update(src.path.read_bytes())
-        h.update(b"\n")
-    return h.hexdigest()
+_FILE_TAG = re.compile(r"{%-?\s*file\b")
+
+
+def preview(project: Path, names: tuple[str, ...], path: str, context: Mapping[str, Any],
+            env: jinja2.Environment, who: str) -> tuple[Entry, bool] | None:
+    """The entry at `path` of the layered overlays `names` and whether it is secret,
+    rendering only the templates that may write it."""
+    rel = path.strip("/")
+    for name in reversed(names):  # the last overlay writing a path wins
+        root = find_overlay(name, project)
+        candidates = [s for s in list_sources(root)
+                      if s.rel == rel or (s.kind == "template" and (
+                          s.rel[: -len(".j2")] == rel or _FILE_TAG.search(s.path.read_text())))]
+        if candidates:
+            one = render_overlay(project, name, context, env, who, candidates)
+            for e in one.entries:
+                if e.path == rel:
+                    return e, rel in one.secrets
+    return None
 
 
 def source_files(project: Path, names: tuple[str, ...]) -> list[Path]:
     """The files whose change must rebuild an overlay of these names."""
-    return [s.path for n in names for s in list_sources(find_overlay(n, project))
-            if s.kind in ("file", "template")]
+    out = []
+    for n in names:
+        root = find_overlay(n, project)
+        out += [s.path for s in list_sources(root) if s.kind in ("file", "template")]
+        if (root.parent / MANIFEST).exists():
+            out.append(root.parent / MANIFEST)
+    return out

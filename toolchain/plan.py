@@ -1,29 +1,27 @@
 """What a build serves: every blob's name, and what each node's pointers name.
 
-A node's system and runtime overlays are each split in two layers: the files
-whose bytes are the same for every node with the same overlay list (static
-files, directories, templates that read no per-node variable — the cluster's
-hosts file among them) go into one shared blob, rendered once; the rest go
-into a small blob of the node's own. The two layers never hold the same path,
-so the order in which they unpack does not matter, and a node still gets every
-file of its overlays: its iPXE script loads both and wwclient applies both.
+A node's system and runtime overlays are each split in two layers (split.py):
+the files whose bytes are the same for every node with the same overlay list go
+into one shared blob, rendered once; the rest go into a small blob of the
+node's own, unpacked after it. A node still gets every file of its overlays:
+its iPXE script loads both and wwclient applies both, in that order.
 
-Every name is a digest of the inputs that make the blob's bytes (see layout.py),
-computed here before anything is built, so the pointers can be written last.
+Every name is a digest of what makes the blob's bytes (see layout.py), known
+here before anything is built, so the pointers can be written last. A shared
+blob is rendered here and named by its bytes; a node's blob is named by its
+inputs (its settings, the per-node sources, the files they include).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from . import layout, overlay
-from .archive import Entry
+from . import layout, split, template_ext
 from .fingerprint import digest, overlay_code
 from .model import Cluster, Node
 
@@ -41,13 +39,13 @@ class OverlaySet:
     """One distinct overlay list of one kind, shared by the nodes that use it."""
     kind: str
     names: tuple[str, ...]
-    planned: tuple[overlay.Planned, ...]
-    shared: tuple[overlay.Planned, ...]
-    per_node: tuple[overlay.Planned, ...]
+    shared: tuple[split.Source, ...]
+    per_node: tuple[split.Source, ...]
+    shared_part: split.Part             # rendered when planned
     shared_blob: Blob | None
-    shared_entries: tuple[Entry, ...]   # already rendered, when rendered to name the blob
-    node_key: str           # digest of the per-node sources; part of each node blob's key
+    node_key: str           # digest of what all node blobs of the set depend on
     per_node_reads_nodes: bool
+    uses_image: bool        # a per-node template may read files of the node's image
 
 
 @dataclass(frozen=True)
@@ -107,14 +105,6 @@ class Plan:
     images: dict[str, tuple[Blob, Blob]]
 
 
-def entries_digest(entries: Iterable[Entry]) -> str:
-    h = hashlib.sha256()
-    for e in entries:
-        h.update(repr((e.path, e.mode, e.uid, e.gid, e.target, e.source)).encode())
-        h.update(e.data or b"")
-    return h.hexdigest()
-
-
 def cluster_key(cluster: Cluster) -> str:
     """A digest of the cluster-wide settings templates can read (all but the nodes)."""
     return digest(repr((cluster.head, cluster.dhcp, cluster.nfs_exports, cluster.ssh_key_types,
@@ -136,25 +126,23 @@ def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
     def overlay_set(kind: str, names: tuple[str, ...]) -> OverlaySet:
         found = sets.get((kind, names))
         if found is None:
-            planned = overlay.plan(project, names, env)
-            shared = tuple(p for p in planned if not p.per_node)
-            per_node = tuple(p for p in planned if p.per_node)
+            srcs = split.sources(project, names, env)
+            shared = tuple(s for s in srcs if not s.per_node)
+            per_node = tuple(s for s in srcs if s.per_node)
+            # Rendered once here and named by its bytes: a file listing all nodes
+            # (hosts) changes with only some node changes, and included head files count.
+            part = split.render(project, names, shared, shared_context(cluster), env,
+                                f"the shared part of {kind} overlays {', '.join(names)}")
             blob = None
-            rendered: tuple[Entry, ...] = ()
-            if shared:
-                nodes_part = ""
-                if any(p.reads_nodes for p in shared):
-                    # A file listing all nodes (hosts) changes with only some node
-                    # changes: render it now, once, and name the blob by its bytes.
-                    rendered = tuple(overlay.entries(shared, shared_context(cluster), env,
-                                                     f"the shared part of {kind} overlays "
-                                                     f"{', '.join(names)}"))
-                    nodes_part = entries_digest(rendered)
-                key = digest(code, kind, *names, overlay.content_digest(shared), ckey, nodes_part)
+            if part.entries:
+                key = digest(code, kind, split.entries_digest(part.entries))
                 blob = Blob(layout.shared_url(kind, key), key)
-            found = OverlaySet(kind, names, planned, shared, per_node, blob, rendered,
-                               digest(code, kind, *names, overlay.content_digest(per_node), ckey),
-                               any(p.reads_nodes for p in per_node))
+            heads = [digest(str(f), f.read_bytes().hex()) if f.is_file() else digest(str(f))
+                     for f in split.head_files(project, env, per_node)]
+            node_part_key = digest(code, kind, *names, split.sources_digest(project, names, per_node),
+                                   ckey, blob.key if blob else "", *heads)
+            found = OverlaySet(kind, names, shared, per_node, part, blob, node_part_key,
+                               any(s.reads_nodes for s in per_node), split.uses_image(per_node))
             sets[(kind, names)] = found
         return found
 
@@ -172,15 +160,18 @@ def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
         for kind, oset in group.sets.items():
             if oset.per_node:
                 key = digest(oset.node_key, node_key[node.name],
-                             nodes_key if oset.per_node_reads_nodes else "")
+                             nodes_key if oset.per_node_reads_nodes else "",
+                             image_keys[node.image] if oset.uses_image else "")
                 own[kind] = Blob(layout.node_blob_url(node.name, kind, key), key)
         plans[node.name] = NodePlan(node, group, own)
     return Plan(sets, {g.id: g for g in groups.values()}, plans, images)
 
 
 def node_context(cluster: Cluster, node: Node) -> dict[str, Any]:
-    return {**shared_context(cluster), "node": node, "image": cluster.images[node.image]}
+    return template_ext.make_context(cluster, node)
 
 
 def shared_context(cluster: Cluster) -> dict[str, Any]:
-    return {"nodes": cluster.nodes, "head": cluster.head, "cluster_file": Path(cluster.path).name}
+    """What templates of a shared part see: all but the per-node variables."""
+    return {"nodes": cluster.nodes, "head": cluster.head, "cluster": cluster,
+            "cluster_file": Path(cluster.path).name}

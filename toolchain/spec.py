@@ -179,6 +179,10 @@ NFS = (
 )
 SSH = (
     Field("key_types", Kind.LIST, "host key types to generate", ["ed25519", "ecdsa", "rsa"]),
+    Field("authorized_keys", Kind.LIST,
+          "public key lines put in root's authorized_keys on the nodes (ssh.authorized_keys overlay)"),
+    Field("authorized_key_files", Kind.LIST,
+          "files on the head (relative to the project, or absolute) whose keys are added too"),
 )
 WWCLIENT = (
     Field("interval", Kind.INT, "seconds between runtime overlay polls", 60, maximum=86400),

@@ -26,14 +26,14 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from . import cache as model_cache
-from . import demo, dhcp, gc, generate, iso, layout, lock, overlay
+from . import demo, dhcp, gc, generate, iso, layout, lock, overlay, split
 from .archive import Compression, is_secret, write_cpio
 from .errors import WWError, report
 from .fingerprint import code_digest, digest, image_code
 from .fsutil import copy_atomic, publish_mode, write_atomic
 from .image import build_image, find_kernel, tree_digest
 from .model import Cluster, Image
-from .plan import KINDS, Plan, make_plan, node_context, shared_context
+from .plan import Plan, make_plan, node_context
 from .publish import pointer_key, publish, referenced, served_files
 
 __all__ = [
@@ -262,10 +262,8 @@ def _plan() -> Plan:
         raise SystemExit(report(err)) from None
 
 
-def _build_shared(p: Project, kind: str, names: tuple[str, ...], target: Path, who: str) -> None:
-    oset = _plan().sets[(kind, names)]
-    entries = list(oset.shared_entries) or overlay.entries(oset.shared, shared_context(p.cluster),
-                                                           _env(), who)
+def _build_shared(kind: str, names: tuple[str, ...], target: Path) -> None:
+    entries = list(_plan().sets[(kind, names)].shared_part.entries)
     mode, gid = publish_mode(is_secret(entries))
     write_cpio(entries, target, Compression.GZIP, mode=mode, gid=gid)
 
@@ -274,20 +272,14 @@ def task_shared() -> Iterator[Task]:
     """Overlay files that are the same for every node of an overlay list, rendered once."""
     p = project()
     plan = _plan()
-    users: dict[tuple[str, tuple[str, ...]], int] = {}
-    for node in p.cluster.nodes:
-        for kind in KINDS:
-            key = (kind, node.system_overlays if kind == "system" else node.runtime_overlays)
-            users[key] = users.get(key, 0) + 1
     for (kind, names), oset in sorted(plan.sets.items()):
         if oset.shared_blob is None:
             continue
         target = p.http / oset.shared_blob.url
-        who = f"the shared part of {kind} overlays {', '.join(names)} ({users[(kind, names)]} nodes)"
         yield {
             "name": f"{kind}:{','.join(names)}",
             "doc": f"shared part of {kind} overlays {', '.join(names)}",
-            "actions": [_action(_build_shared, p, kind, names, target, who)],
+            "actions": [_action(_build_shared, kind, names, target)],
             "targets": [target],
             "uptodate": [True],
         }
@@ -300,10 +292,9 @@ def _build_node(p: Project, name: str) -> None:
         target = p.http / blob.url
         if target.exists():
             continue   # named by its inputs: an existing blob has the right bytes
-        oset = _plan().sets[(kind, np.node.system_overlays if kind == "system"
-                             else np.node.runtime_overlays)]
-        planned = overlay.with_parents(oset.planned, oset.per_node)
-        entries = overlay.entries(planned, context, _env(), f"node {name}")
+        oset = np.group.sets[kind]
+        part = split.render(p.root, oset.names, oset.per_node, context, _env(), f"node {name}")
+        entries = split.own(part, oset.shared_part)
         # An archive holding a node's secrets is not world-readable on the server either.
         mode, gid = publish_mode(is_secret(entries))
         write_cpio(entries, target, Compression.GZIP, mode=mode, gid=gid)
