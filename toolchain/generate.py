@@ -32,8 +32,16 @@ def kernel_url(image: str) -> str:
     return f"images/{image}/vmlinuz"
 
 
-def image_url(image: str) -> str:
-    return f"images/{image}/image.img.gz"
+SUFFIX = {"gzip": ".img.gz", "zstd": ".img.zst", "none": ".img"}
+
+
+def image_url(image: str, compression: str = "gzip") -> str:
+    return f"images/{image}/image{SUFFIX[compression]}"
+
+
+def modules_url(image: str, compression: str = "gzip") -> str:
+    """The kernel modules layer of an image that boots another image's kernel."""
+    return f"images/{image}/modules{SUFFIX[compression]}"
 
 
 def overlay_url(node: str, kind: str) -> str:
@@ -45,8 +53,11 @@ def ipxe_path(node: Node) -> str:
 
 
 def node_ipxe(cluster: Cluster, node: Node) -> str:
+    img = cluster.images[node.image]
+    modules = modules_url(img.name, img.compression) if img.kernel_from else ""
     return _render(f"ipxe/{node.ipxe_template}.ipxe.j2", node=node, head=cluster.head,
-                   kernel=kernel_url(node.image), image=image_url(node.image),
+                   kernel=kernel_url(node.image), image=image_url(img.name, img.compression),
+                   modules=modules,
                    system=overlay_url(node.name, "system"),
                    runtime=overlay_url(node.name, "runtime"))
 

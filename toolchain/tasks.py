@@ -21,11 +21,11 @@ import jinja2.meta
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from . import demo, generate, overlay
+from . import debootstrap, demo, generate, overlay
 from .archive import Compression, Entry, write_cpio
 from .errors import WWError, report
 from .fsutil import copy_atomic, write_atomic
-from .image import build_image, find_kernel, tree_digest
+from .image import DigestCache, Source, build, fingerprint
 from .model import Cluster, Image, Node, load_cluster
 
 __all__ = [
@@ -144,68 +144,109 @@ def _demo_root(p: Project, image: str) -> Path:
     return p.out / "work" / "images" / image / "rootfs"
 
 
-def _demo_stamp(p: Project, image: str) -> Path:
-    return p.out / "work" / "images" / image / "rootfs.done"
-
-
 def _image_spec(img: Image) -> str:
     return json.dumps(dataclasses.asdict(img), sort_keys=True)
 
 
+def _root_stamp(p: Project, img: Image) -> Path:
+    return p.out / "work" / "images" / img.name / "rootfs.done"
+
+
+def _build_root(p: Project, img: Image) -> None:
+    if img.builder == "demo":
+        demo.build_demo_root(img, _demo_root(p, img.name))
+    else:
+        assert img.debootstrap is not None
+        debootstrap.build_root(img.debootstrap)
+    write_atomic(_root_stamp(p, img), _image_spec(img) + "\n")
+
+
 def task_demo() -> Iterator[Task]:
-    """Demo image roots: busybox and a Debian kernel, from .deb files."""
+    """Image roots wwstatic builds: the demo (busybox and a Debian kernel), debootstrap."""
     p = project()
     for img in p.cluster.images.values():
-        if img.builder != "demo":
+        if img.builder not in ("demo", "debootstrap"):
             continue
-        stamp = _demo_stamp(p, img.name)
-
-        def build(img: Image = img, stamp: Path = stamp) -> None:
-            demo.build_demo_root(img, _demo_root(p, img.name))
-            write_atomic(stamp, _image_spec(img) + "\n")
-
+        spec = _image_spec(img)
+        cached = True
+        if img.debootstrap is not None:
+            # The mirror comes from apt's configuration: a new one is a new root.
+            try:
+                spec += json.dumps(debootstrap.recipe(img.debootstrap), sort_keys=True)
+            except WWError as err:
+                raise SystemExit(report(err)) from None
+            cached = debootstrap.is_built(img.debootstrap)
         yield {
             "name": img.name,
-            "doc": f"build the root of demo image {img.name}",
-            "actions": [_action(build)],
-            "targets": [stamp],
-            "uptodate": [config_changed(_digest(_image_spec(img)))],
+            "doc": f"build the root of {img.builder} image {img.name}",
+            "actions": [_action(_build_root, p, img)],
+            "targets": [_root_stamp(p, img)],
+            "uptodate": [config_changed(_digest(spec)), cached],
             "clean": True,
         }
 
 
+def _source(p: Project, img: Image) -> Source:
+    if img.builder == "demo":
+        return Source("root", _demo_root(p, img.name), owner_root=True)
+    if img.builder == "debootstrap":
+        assert img.debootstrap is not None
+        return Source("root", debootstrap.root_dir(img.debootstrap))
+    if img.builder == "root":
+        return Source("root", Path(img.root))
+    return Source(img.builder, Path(img.path), img.oci_ref)
+
+
+def _image_files(p: Project, img: Image) -> dict[str, Path]:
+    files = {"kernel": p.http / generate.kernel_url(img.name),
+             "image": p.http / generate.image_url(img.name, img.compression)}
+    if img.kernel_from:
+        files["modules"] = p.http / generate.modules_url(img.name, img.compression)
+    return files
+
+
 def _build_image(p: Project, img: Image) -> None:
-    root = _demo_root(p, img.name) if img.builder == "demo" else Path(img.root)
-    out = _image_dir(p, img.name)
-    kernel = find_kernel(root)
-    copy_atomic(kernel, out / "vmlinuz")
-    build_image(root, out / "image.img.gz", img.exclude, Compression.GZIP,
-                owner_root=img.builder == "demo")
+    files = _image_files(p, img)
+    kernel_src = _source(p, p.cluster.images[img.kernel_from]) if img.kernel_from else None
+    build(_source(p, img), image=files["image"], kernel=files["kernel"], name=img.name,
+          exclude=img.exclude, compression=Compression(img.compression), version=img.kernel_version,
+          kernel_src=kernel_src, modules=files.get("modules"), work=p.out / "work" / "spool")
+
+
+class _Fingerprint(config_changed):  # type: ignore[misc]
+    """`config_changed` on a value computed when doit checks the task, not when it
+    lists tasks: walking a big image root is for `doit` runs that may build it."""
+
+    def __init__(self, compute: Callable[[], str]) -> None:
+        super().__init__("")
+        self.compute = compute
+
+    def _calc_digest(self) -> str:
+        return self.compute()
 
 
 def task_image() -> Iterator[Task]:
-    """Image kernels and initrd archives (cpio newc + gzip)."""
+    """Image kernels and initrd archives (cpio newc; gzip, zstd or none)."""
     p = project()
+    cache = DigestCache(p.out / "work" / "digests.json")
     for img in p.cluster.images.values():
-        out = _image_dir(p, img.name)
+        used = [img] + ([p.cluster.images[img.kernel_from]] if img.kernel_from else [])
         task: Task = {
             "name": img.name,
             "doc": f"kernel and archive of image {img.name}",
             "actions": [_action(_build_image, p, img)],
-            "targets": [out / "vmlinuz", out / "image.img.gz"],
+            "targets": list(_image_files(p, img).values()),
+            "file_dep": [_root_stamp(p, u) for u in used if u.builder in ("demo", "debootstrap")],
             "clean": True,
         }
-        if img.builder == "demo":
-            task["file_dep"] = [_demo_stamp(p, img.name)]
-            task["uptodate"] = [config_changed(_digest(_image_spec(img)))]
-        else:
-            root = Path(img.root)
-            if not root.is_dir():
-                err = WWError(f"image {img.name}: root {root} is not a directory",
-                              hint="unpack the image there, or fix `root:` in cluster.yaml")
-                raise SystemExit(report(err))
-            task["uptodate"] = [config_changed(_digest(_image_spec(img),
-                                                       tree_digest(root, img.exclude)))]
+
+        def state(used: list[Image] = used) -> str:
+            parts = [_image_spec(u) for u in used]
+            parts += [fingerprint(_source(p, u), cache) for u in used
+                      if u.builder in ("root", "tarball", "oci")]
+            return _digest(*parts)
+
+        task["uptodate"] = [_Fingerprint(state)]
         yield task
 
 
