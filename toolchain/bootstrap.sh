@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="python3 python3-venv libarchive13 ipxe ipxe-qemu qemu-system-x86 ovmf
-isc-dhcp-server nginx-light cpio kmod iproute2 procps"
+isc-dhcp-server nginx-light cpio kmod iproute2 procps pigz zstd debootstrap"
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -32,8 +32,11 @@ from .errors import WWError
 from .tree import complete, matcher
 
 _lib = laffi.libarchive
-_lib.archive_read_data_into_fd.argtypes = [ctypes.c_void_p, ctypes.c_int]
-_lib.archive_read_data_into_fd.restype = ctypes.c_int
+_lib.archive_read_data_block.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                                         ctypes.POINTER(ctypes.c_size_t),
+                                         ctypes.POINTER(ctypes.c_int64)]
+_lib.archive_read_data_block.restype = ctypes.c_int
+ARCHIVE_EOF, ARCHIVE_WARN = 1, -20
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -51,13 +54,22 @@ class Spool:
         self.path = f"/proc/self/fd/{self.file.fileno()}"
         self.end = 0
 
-    def take(self, arch: libarchive.read.ArchiveRead, size: int) -> int:
-        """Copy the current entry's data in; return where it starts."""
+    def take(self, ae: Any, size: int) -> int:
+        """Copy the data of libarchive entry `ae` in; return where it starts."""
         fd = self.file.fileno()
         start = self.end
-        os.lseek(fd, start, os.SEEK_SET)
-        if size and _lib.archive_read_data_into_fd(arch._pointer, fd) != 0:
-            raise libarchive.ArchiveError(laffi.error_string(arch._pointer))
+        # libarchive's own blocks, with their offsets: no copy into a Python
+        # buffer of our choosing, and holes of sparse files are skipped.
+        buf, length, offset = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_int64()
+        while size:
+            r = _lib.archive_read_data_block(ae._archive_p, ctypes.byref(buf), ctypes.byref(length),
+                                             ctypes.byref(offset))
+            if r == ARCHIVE_EOF:
+                break
+            if r < ARCHIVE_WARN:
+                raise libarchive.ArchiveError(laffi.error_string(ae._archive_p))
+            if length.value:
+                os.pwrite(fd, ctypes.string_at(buf, length.value), start + offset.value)
         self.end = start + size
         # Sparse entries end in a hole that was seeked over, not written.
         if os.fstat(fd).st_size < self.end:
@@ -142,6 +154,11 @@ class Layers:
         # sockets: runtime state, never part of an image
 
 
+def _msg(exc: libarchive.ArchiveError) -> str:
+    msg = exc.msg
+    return msg.decode(errors="replace") if isinstance(msg, bytes) else str(msg)
+
+
 def _text(name: str | bytes) -> str:
     return os.fsdecode(name) if isinstance(name, bytes) else name
 
@@ -164,7 +181,7 @@ def _read_layer(layers: Layers, path: Path, src: str, layer: int, spool: Spool,
                 layers.add(src, ae, layer, spool, whiteouts)
                 count += 1
     except libarchive.ArchiveError as exc:
-        raise WWError(f"{src} is not a readable tar archive: {exc.msg}", hint=hint) from None
+        raise WWError(f"{src} is not a readable tar archive: {_msg(exc)}", hint=hint) from None
     if not count and not whiteouts:
         raise WWError(f"{src} is empty", hint=hint)
 
@@ -263,7 +280,7 @@ def unpacked_layout(path: Path, work: Path | None) -> Iterator[Path]:
                         for block in ae.get_blocks(1 << 20):
                             f.write(block)
         except libarchive.ArchiveError as exc:
-            raise WWError(f"{path} is not a readable oci-archive tar: {exc.msg}") from None
+            raise WWError(f"{path} is not a readable oci-archive tar: {_msg(exc)}") from None
         yield dest
 
 

@@ -53,15 +53,13 @@ def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
 def walk_root(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Entry]:
     """Every entry under `root`, in archive order, with owners and modes as on disk."""
     is_excluded = matcher(exclude)
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
+
+    def walk(rel_dir: str) -> Iterator[Entry]:
         base = os.path.join(root, rel_dir) if rel_dir else str(root)
         try:
             names = sorted(os.listdir(base))
         except OSError as exc:
             raise WWError(f"cannot read {base}: {exc.strerror}") from None
-        subdirs = []
         for name in names:
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if is_excluded(rel):
@@ -71,7 +69,7 @@ def walk_root(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Entry]:
             mode = st.st_mode
             if stat.S_ISDIR(mode):
                 yield Entry(rel, mode, st.st_uid, st.st_gid)
-                subdirs.append(rel)
+                yield from walk(rel)
             elif stat.S_ISREG(mode):
                 key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
                 yield Entry(rel, mode, st.st_uid, st.st_gid, source=full, size=st.st_size,
@@ -83,8 +81,8 @@ def walk_root(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Entry]:
             elif stat.S_ISFIFO(mode):
                 yield Entry(rel, mode, st.st_uid, st.st_gid)
             # sockets are runtime state, never part of an image
-        # Depth-first in sorted order: push subdirectories reversed.
-        stack.extend(reversed(subdirs))
+
+    return walk("")
 
 
 def dir_fingerprint(root: Path, exclude: tuple[str, ...] = ()) -> str:
