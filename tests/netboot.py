@@ -112,13 +112,14 @@ class NetLab:
                 raise RuntimeError(f"{proc.name} exited: {proc.log.read_text()[-2000:]}")
 
     # --- nodes -------------------------------------------------------------------
-    def boot(self, name: str, mac: str, firmware: str, until: str, timeout: float) -> Boot:
+    def boot(self, name: str, mac: str, firmware: str, until: str, timeout: float,
+             memory: int = 512) -> Boot:
         """Boot a QEMU node; return when `until` shows in its serial log or QEMU exits."""
         tap = self.add_tap()
         serial = self.workdir / f"{name}.serial.log"
         nic = f"virtio-net-pci,netdev=n0,mac={mac},bootindex=1"
         argv: list[str | Path] = [
-            "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-nodefaults", "-vga", "none",
+            "qemu-system-x86_64", "-accel", "tcg", "-m", str(memory), "-nodefaults", "-vga", "none",
             "-display", "none", "-serial", f"file:{serial}", "-no-reboot",
             "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
         ]
