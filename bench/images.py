@@ -71,6 +71,7 @@ def big_root(minbase: Path, gb: float) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     root = dest / "rootfs"
+    dest.mkdir(parents=True)
     subprocess.run(["cp", "-a", str(minbase), str(root)], check=True)
     n = 0
     while tree_size(root)[0] < gb * 1e9:

@@ -136,10 +136,6 @@ def task_tftp() -> Iterator[Task]:
 
 # --- images -----------------------------------------------------------------
 
-def _image_dir(p: Project, image: str) -> Path:
-    return p.http / "images" / image
-
-
 def _demo_root(p: Project, image: str) -> Path:
     return p.out / "work" / "images" / image / "rootfs"
 
