@@ -177,10 +177,10 @@ class NetLab:
 
     # --- nodes -------------------------------------------------------------------
     def boot(self, name: str, mac: str, firmware: Firmware, until: str, timeout: float,
-             cdrom: Path | None = None) -> Boot:
+             cdrom: Path | None = None, memory: int = 512) -> Boot:
         """Boot a QEMU node; return when `until` shows in its serial log or QEMU exits."""
         start = time.monotonic()
-        proc, serial = self.start_node(name, mac, firmware, cdrom)
+        proc, serial = self.start_node(name, mac, firmware, cdrom, memory)
         marks: dict[str, float] = {}
         try:
             while time.monotonic() - start < timeout:
@@ -201,7 +201,7 @@ class NetLab:
         return Boot(serial.read_text(errors="replace") if serial.exists() else "", marks)
 
     def start_node(self, name: str, mac: str, firmware: Firmware,
-                   cdrom: Path | None = None) -> tuple[Proc, Path]:
+                   cdrom: Path | None = None, memory: int = 512) -> tuple[Proc, Path]:
         """Start a QEMU node; return its process and serial log (stop() it).
 
         With `cdrom`, the node boots that ISO (still with its NIC on the lab network,
@@ -211,7 +211,7 @@ class NetLab:
         serial.unlink(missing_ok=True)  # never judge a boot by an earlier one's log
         nic = f"virtio-net-pci,netdev=n0,mac={mac}"
         argv: list[str | Path] = [
-            "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-nodefaults", "-vga", "none",
+            "qemu-system-x86_64", "-accel", "tcg", "-m", str(memory), "-nodefaults", "-vga", "none",
             "-display", "none", "-serial", f"file:{serial}", "-no-reboot",
         ]
         if mac:

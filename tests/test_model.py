@@ -1025,7 +1025,8 @@ def test_hostlist_key_gives_invalid_node_name(tmp_path: Path, key: str, macs: st
 def test_image_needs_one_builder(tmp_path: Path) -> None:
     for body in ("    exclude: [a]\n", "    root: /x\n    demo: {}\n", ""):
         text = f"head:\n  ip: 10.0.0.1\n  network: 10.0.0.0/24\nimages:\n  img:\n{body}"
-        err = find_error(errors_of(tmp_path, text), "image img needs exactly one of `demo` or `root`")
+        err = find_error(errors_of(tmp_path, text),
+                         "image img needs exactly one source: demo, root, tarball, oci or debootstrap")
         assert err.hint
 
 

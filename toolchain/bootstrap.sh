@@ -11,9 +11,11 @@ cd "$(dirname "$0")/.."
 # kea-dhcp4-server; the tests run each in a network namespace of their own.
 # Boot ISOs: isolinux + syslinux-common (BIOS), grub-efi-amd64-bin (UEFI loader of the
 # standalone ISO), mtools (the El Torito EFI image). BMCs: ipmitool, openipmi (tests).
+# Images: pigz and zstd (compression on every core), debootstrap (Debian images).
 PACKAGES="python3 python3-venv libarchive13 ipxe ipxe-qemu qemu-system-x86 ovmf
 isc-dhcp-server dnsmasq-base kea-dhcp4-server nginx-light cpio kmod iproute2 procps systemd
-ipmitool openipmi isolinux syslinux-common grub-efi-amd64-bin mtools openssh-client fdisk"
+ipmitool openipmi isolinux syslinux-common grub-efi-amd64-bin mtools openssh-client fdisk
+pigz zstd debootstrap"
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

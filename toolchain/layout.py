@@ -14,7 +14,8 @@ after a grace period (gc.py).
     nodes/<node>/<kind>-<digest>.img.gz    the node's own part of an overlay
     shared/<kind>-<digest>.img.gz          overlay files that are the same for many nodes
     images/<image>/vmlinuz-<digest>        kernel
-    images/<image>/image-<digest>.img.gz   image archive
+    images/<image>/image-<digest>.img.gz   image archive (.img.zst, .img: other compressions)
+    images/<image>/modules-<digest>.img.gz kernel modules of another image's kernel (kernel.from)
 """
 
 from __future__ import annotations
@@ -38,8 +39,16 @@ def kernel_url(image: str, digest: str) -> str:
     return f"images/{image}/vmlinuz-{short(digest)}"
 
 
-def image_url(image: str, digest: str) -> str:
-    return f"images/{image}/image-{short(digest)}.img.gz"
+SUFFIX = {"gzip": ".img.gz", "zstd": ".img.zst", "none": ".img"}
+
+
+def image_url(image: str, digest: str, compression: str = "gzip") -> str:
+    return f"images/{image}/image-{short(digest)}{SUFFIX[compression]}"
+
+
+def modules_url(image: str, digest: str, compression: str = "gzip") -> str:
+    """The kernel modules layer of an image that boots another image's kernel."""
+    return f"images/{image}/modules-{short(digest)}{SUFFIX[compression]}"
 
 
 def node_blob_url(node: str, kind: str, digest: str) -> str:

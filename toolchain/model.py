@@ -39,13 +39,35 @@ class Head:
 
 
 @dataclass(frozen=True)
+class Debootstrap:
+    suite: str
+    variant: str = "minbase"
+    include: tuple[str, ...] = ()
+    components: tuple[str, ...] = ("main",)
+    mirror: str = ""        # "": this machine's apt source, looked up when building
+
+
+IMAGE_SOURCES = ("demo", "root", "tarball", "oci", "debootstrap")
+# What an image's files are left without unless it says otherwise: the kernel
+# in /boot is served on its own, and apt's caches are of no use on a node.
+BUILT_IMAGE_EXCLUDES = ("/boot/*",)
+DEBOOTSTRAP_EXCLUDES = ("/boot/*", "/var/cache/apt/*", "/var/lib/apt/lists/*")
+
+
+@dataclass(frozen=True)
 class Image:
     name: str
-    builder: str            # "demo" or "root"
+    builder: str            # one of IMAGE_SOURCES
     root: str = ""          # for "root": the directory
     kernel_package: str = "linux-image-cloud-amd64"
     modules: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    path: str = ""          # for "tarball" and "oci": the file or layout, absolute
+    oci_ref: str = ""
+    debootstrap: Debootstrap | None = None
+    compression: str = "gzip"
+    kernel_version: str = ""
+    kernel_from: str = ""   # another image whose kernel and modules this one boots
 
 
 @dataclass(frozen=True)
@@ -223,6 +245,15 @@ def _loc(tree: Tree, *keys: str, default: Loc) -> Loc:
     return tree.loc if isinstance(tree, Val) else default
 
 
+def _key_loc(ymap: YNode, key: str) -> Loc:
+    """Where `key` of a mapping is written (for a mistake in its value as a whole)."""
+    if isinstance(ymap, YMap):
+        for k, _ in ymap.items:
+            if k.text == key:
+                return k.loc
+    return ymap.loc
+
+
 class _Loader:
     def __init__(self, path: Path, keep_sources: bool) -> None:
         self.path = path
@@ -307,27 +338,80 @@ class _Loader:
     def images(self, raw: YNode | None) -> dict[str, Image]:
         out: dict[str, Image] = {}
         ymap = self.r.guard(as_map, raw, "images") if raw is not None else None
+        froms: dict[str, tuple[str, Loc]] = {}
         for key, value in ymap.items if ymap else ():
             name = self.r.guard(as_name, key, "image name")
             before = len(self.r.errors)
             sub = self.r.struct(spec.IMAGE, value, f"image {key.text}", "cluster")
             if name is None or len(self.r.errors) > before:
                 continue
-            builders = [b for b in ("demo", "root") if b in sub]
-            if len(builders) != 1:
-                self.error(f"image {name} needs exactly one of `demo` or `root`", value.loc,
-                           "`root: /path/to/chroot`, or `demo: {}` for the built-in demo image")
-                continue
-            exclude = tuple(_get(sub, "exclude", default=[]))
-            if builders[0] == "root":
-                out[name] = Image(name, "root", root=_get(sub, "root"), exclude=exclude)
-            else:
-                out[name] = Image(name, "demo",
-                                  kernel_package=_get(sub, "demo", "kernel_package",
-                                                      default=Image.kernel_package),
-                                  modules=tuple(_get(sub, "demo", "modules", default=[])),
-                                  exclude=exclude or ("/boot/*",))
+            image = self.image(name, sub, value)
+            if image is not None:
+                out[name] = image
+                if image.kernel_from:
+                    froms[name] = (image.kernel_from, _loc(sub, "kernel", "from", default=value.loc))
+        for name, (other, loc) in froms.items():
+            if other == name or other not in out:
+                self.error(f"image {name}: kernel.from `{other}` is not another image", loc,
+                           "defined images: " + (", ".join(sorted(set(out) - {name})) or "none"))
+            elif out[other].kernel_from:
+                self.error(f"image {name}: kernel.from `{other}` takes its own kernel from "
+                           f"`{out[other].kernel_from}`", loc,
+                           f"name the image that has the kernel: `{out[other].kernel_from}`")
         return out
+
+    def image(self, name: str, sub: Tree, value: YNode) -> Image | None:
+        builders = [b for b in IMAGE_SOURCES if b in sub]
+        if len(builders) != 1:
+            what = "has none" if not builders else "has " + " and ".join(f"`{b}`" for b in builders)
+            self.error(f"image {name} needs exactly one source: demo, root, tarball, oci or "
+                       f"debootstrap ({what})", value.loc,
+                       "e.g. `root: /path/to/chroot`, `tarball: rootfs.tar.zst`, "
+                       "or `demo: {}` for the built-in demo image")
+            return None
+        kind = builders[0]
+        common: dict[str, Any] = {
+            "exclude": tuple(_get(sub, "exclude", default=[])),
+            "compression": _get(sub, "compression", default="gzip"),
+            "kernel_version": _get(sub, "kernel", "version", default=""),
+            "kernel_from": _get(sub, "kernel", "from", default=""),
+        }
+        base = Path(self.path).parent
+        if kind == "root":
+            return Image(name, "root", root=_get(sub, "root"), **common)
+        if kind == "tarball":
+            return Image(name, "tarball", path=str(base / _get(sub, "tarball")), **common)
+        if kind == "oci":
+            if "path" not in sub["oci"]:
+                self.error(f"image {name}: oci needs `path`", _key_loc(value, "oci"),
+                           "oci: {path: ./layout} (a directory or a tar)")
+                return None
+            return Image(name, "oci", path=str(base / _get(sub, "oci", "path")),
+                         oci_ref=_get(sub, "oci", "ref", default=""), **common)
+        if kind == "debootstrap":
+            return self.debootstrap(name, sub, value, common)
+        common["exclude"] = common["exclude"] or BUILT_IMAGE_EXCLUDES
+        return Image(name, "demo",
+                     kernel_package=_get(sub, "demo", "kernel_package", default=Image.kernel_package),
+                     modules=tuple(_get(sub, "demo", "modules", default=[])), **common)
+
+    def debootstrap(self, name: str, sub: Tree, value: YNode, common: dict[str, Any]) -> Image | None:
+        d = sub["debootstrap"]
+        if "suite" not in d:
+            self.error(f"image {name}: debootstrap needs `suite`", _key_loc(value, "debootstrap"),
+                       "the Debian release to install, e.g. suite: bookworm")
+            return None
+        mirror = _get(d, "mirror", default="")
+        if mirror and urlsplit(mirror).scheme not in ("http", "https", "file"):
+            self.error(f"image {name}: debootstrap mirror `{mirror}` is not an http, https or file URL",
+                       _loc(d, "mirror", default=value.loc),
+                       "write the mirror's URL, or leave it out to use this machine's apt source")
+            return None
+        common["exclude"] = common["exclude"] or DEBOOTSTRAP_EXCLUDES
+        boot = Debootstrap(_get(d, "suite"), _get(d, "variant", default="minbase"),
+                           tuple(_get(d, "include", default=[])),
+                           tuple(_get(d, "components", default=["main"])), mirror)
+        return Image(name, "debootstrap", debootstrap=boot, **common)
 
     def dhcp(self, tree: Tree, raw: YNode | None, head: Head | None, nodes: list[Node],
              locs: dict[str, Loc]) -> Dhcp:

@@ -61,10 +61,13 @@ class Group:
     kernel: Blob
     image_blob: Blob
     sets: dict[str, OverlaySet]  # kind -> overlay set
+    modules: Blob | None = None  # the kernel's modules, for an image booting another's kernel
 
     def initrds(self) -> list[tuple[str, str, Blob | None]]:
         """(name, kind, shared blob or None for the node's own) of each initrd, in load order."""
         out: list[tuple[str, str, Blob | None]] = [("image", "image", self.image_blob)]
+        if self.modules:
+            out.append(("modules", "modules", self.modules))
         for kind in KINDS:
             oset = self.sets[kind]
             if oset.shared_blob:
@@ -98,11 +101,18 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class ImageBlobs:
+    kernel: Blob
+    image: Blob
+    modules: Blob | None
+
+
+@dataclass(frozen=True)
 class Plan:
     sets: dict[tuple[str, tuple[str, ...]], OverlaySet]
     groups: dict[str, Group]
     nodes: dict[str, NodePlan]
-    images: dict[str, tuple[Blob, Blob]]
+    images: dict[str, ImageBlobs]
 
 
 def cluster_key(cluster: Cluster) -> str:
@@ -118,8 +128,13 @@ def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
     code = overlay_code()
     ckey = cluster_key(cluster)
     nodes_key = digest(*(node_key[n.name] for n in cluster.nodes))
-    images = {name: (Blob(layout.kernel_url(name, key), key), Blob(layout.image_url(name, key), key))
-              for name, key in image_keys.items()}
+    images: dict[str, ImageBlobs] = {}
+    for name, key in image_keys.items():
+        img = cluster.images[name]
+        modules = (Blob(layout.modules_url(name, key, img.compression), key) if img.kernel_from
+                   else None)
+        images[name] = ImageBlobs(Blob(layout.kernel_url(name, key), key),
+                                  Blob(layout.image_url(name, key, img.compression), key), modules)
 
     sets: dict[tuple[str, tuple[str, ...]], OverlaySet] = {}
 
@@ -152,10 +167,12 @@ def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
         gkey = (node.image, node.system_overlays, node.runtime_overlays)
         group = groups.get(gkey)
         if group is None:
-            kernel, image = images[node.image]
-            group = groups[gkey] = Group(layout.short(digest(repr(gkey))), node.image, kernel, image,
+            blobs = images[node.image]
+            group = groups[gkey] = Group(layout.short(digest(repr(gkey))), node.image, blobs.kernel,
+                                         blobs.image,
                                          {"system": overlay_set("system", node.system_overlays),
-                                          "runtime": overlay_set("runtime", node.runtime_overlays)})
+                                          "runtime": overlay_set("runtime", node.runtime_overlays)},
+                                         blobs.modules)
         own: dict[str, Blob] = {}
         for kind, oset in group.sets.items():
             if oset.per_node:

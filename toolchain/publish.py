@@ -121,8 +121,8 @@ def referenced(plan: Plan) -> set[str]:
             refs.add(layout.ipxe_path(np.node))
         refs.add(layout.manifest_url(np.node.name))
         refs.update(b.url for b in np.own.values())
-    for kernel, image in plan.images.values():
-        refs.update((kernel.url, image.url))
+    for blobs in plan.images.values():
+        refs.update(b.url for b in (blobs.kernel, blobs.image, blobs.modules) if b)
     return refs
 
 

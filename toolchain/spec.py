@@ -192,9 +192,38 @@ DEMO = (
           "linux-image-cloud-amd64"),
     Field("modules", Kind.LIST, "kernel modules (with dependencies) copied into the image"),
 )
+OCI = (
+    Field("path", Kind.STR, "an OCI image layout directory or oci-archive tar "
+          "(relative to cluster.yaml's directory)"),
+    Field("ref", Kind.STR, "which image of the layout (its org.opencontainers.image.ref.name), "
+          "when it holds several"),
+)
+DEBOOTSTRAP = (
+    Field("suite", Kind.NAME, "Debian release, e.g. bookworm"),
+    Field("variant", Kind.CHOICE, "debootstrap variant (`default`: the standard set)", "minbase",
+          choices=("minbase", "buildd", "default")),
+    Field("include", Kind.LIST, "packages added to the variant's, e.g. systemd-sysv, linux-image-amd64"),
+    Field("components", Kind.LIST, "archive components", ["main"]),
+    Field("mirror", Kind.STR, "Debian mirror URL (default: the first Debian source of this "
+          "machine's apt configuration)"),
+)
+IMAGE_KERNEL = (
+    Field("version", Kind.STR, "kernel version prefix (default: the newest non-debug kernel)"),
+    Field("from", Kind.NAME, "take the kernel from this other image, and its modules as an extra "
+          "initrd layer (for images without a kernel, e.g. containers)"),
+)
 IMAGE = (
     Field("demo", Kind.STRUCT, "build a small busybox image with a Debian kernel", fields=DEMO),
     Field("root", Kind.PATH, "use this root directory (a chroot) as the image"),
+    Field("tarball", Kind.STR, "use this root file system tarball (.tar, .tar.gz, .tar.xz, .tar.zst; "
+          "e.g. `docker export` output), relative to cluster.yaml's directory"),
+    Field("oci", Kind.STRUCT, "use an OCI image (layers applied in order, whiteouts honoured)",
+          fields=OCI),
+    Field("debootstrap", Kind.STRUCT, "build a Debian image with debootstrap (needs root; the "
+          "result is cached under ~/.cache/wwstatic)", fields=DEBOOTSTRAP),
+    Field("kernel", Kind.STRUCT, "which kernel the image boots", fields=IMAGE_KERNEL),
+    Field("compression", Kind.CHOICE, "compression of the image's initrd archives (zstd unpacks "
+          "faster; kernels before 5.9 cannot read it)", "gzip", choices=("gzip", "zstd", "none")),
     Field("exclude", Kind.LIST, "glob patterns of image paths left out of the archive, e.g. /boot/*"),
 )
 

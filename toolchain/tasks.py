@@ -26,12 +26,12 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from . import cache as model_cache
-from . import demo, dhcp, gc, generate, iso, layout, lock, overlay, split
+from . import debootstrap, demo, dhcp, gc, generate, iso, layout, lock, overlay, split
 from .archive import Compression, is_secret, write_cpio
 from .errors import WWError, report
 from .fingerprint import code_digest, digest, image_code
 from .fsutil import copy_atomic, publish_mode, write_atomic
-from .image import build_image, find_kernel, tree_digest
+from .image import DigestCache, Source, build, fingerprint
 from .model import Cluster, Image
 from .plan import Plan, make_plan, node_context
 from .publish import pointer_key, publish, referenced, served_files
@@ -172,77 +172,116 @@ def _demo_root(p: Project, image: str) -> Path:
     return p.out / "work" / "images" / image / "rootfs"
 
 
-def _demo_stamp(p: Project, image: str) -> Path:
-    return p.out / "work" / "images" / image / "rootfs.done"
-
-
 def _image_spec(img: Image) -> str:
     return json.dumps(dataclasses.asdict(img), sort_keys=True)
 
 
+def _root_stamp(p: Project, img: Image) -> Path:
+    return p.out / "work" / "images" / img.name / "rootfs.done"
+
+
+def _build_root(p: Project, img: Image) -> None:
+    if img.builder == "demo":
+        demo.build_demo_root(img, _demo_root(p, img.name))
+    else:
+        assert img.debootstrap is not None
+        debootstrap.build_root(img.debootstrap)
+    write_atomic(_root_stamp(p, img), _image_spec(img) + "\n")
+
+
 def task_demo() -> Iterator[Task]:
-    """Demo image roots: busybox and a Debian kernel, from .deb files."""
+    """Image roots wwstatic builds: the demo (busybox and a Debian kernel), debootstrap."""
     p = project()
     for img in p.cluster.images.values():
-        if img.builder != "demo":
+        if img.builder not in ("demo", "debootstrap"):
             continue
-        stamp = _demo_stamp(p, img.name)
-        spec = _digest(_image_spec(img), image_code())
-
-        def build(img: Image = img, stamp: Path = stamp, spec: str = spec) -> None:
-            demo.build_demo_root(img, _demo_root(p, img.name))
-            write_atomic(stamp, spec + "\n")
-
+        spec = _image_spec(img) + image_code()
+        cached = True
+        if img.debootstrap is not None:
+            # The mirror comes from apt's configuration: a new one is a new root.
+            try:
+                spec += json.dumps(debootstrap.recipe(img.debootstrap), sort_keys=True)
+            except WWError as err:
+                raise SystemExit(report(err)) from None
+            cached = debootstrap.is_built(img.debootstrap)
         yield {
             "name": img.name,
-            "doc": f"build the root of demo image {img.name}",
-            "actions": [_action(build)],
-            "targets": [stamp],
-            "uptodate": [config_changed(spec)],
+            "doc": f"build the root of {img.builder} image {img.name}",
+            "actions": [_action(_build_root, p, img)],
+            "targets": [_root_stamp(p, img)],
+            "uptodate": [config_changed(_digest(spec)), cached],
             "clean": True,
         }
 
 
+def _source(p: Project, img: Image) -> Source:
+    if img.builder == "demo":
+        return Source("root", _demo_root(p, img.name), owner_root=True)
+    if img.builder == "debootstrap":
+        assert img.debootstrap is not None
+        return Source("root", debootstrap.root_dir(img.debootstrap))
+    if img.builder == "root":
+        return Source("root", Path(img.root))
+    return Source(img.builder, Path(img.path), img.oci_ref)
+
+
+def _used(p: Project, img: Image) -> list[Image]:
+    """The image and, when it boots another image's kernel, that image."""
+    return [img] + ([p.cluster.images[img.kernel_from]] if img.kernel_from else [])
+
+
 @cache
 def _image_keys() -> dict[str, str]:
-    """Each image's input digest: its settings, the code that builds it, its root's metadata."""
+    """Each image's input digest: its settings, the code that builds it, and what its
+    source is now (a root's metadata, a tarball's digest; wwstatic-built roots by recipe)."""
     p = project()
+    digests = DigestCache(p.out / "work" / "digests.json")
     keys: dict[str, str] = {}
     for img in p.cluster.images.values():
-        if img.builder == "demo":
-            keys[img.name] = _digest(_image_spec(img), image_code())
-            continue
-        root = Path(img.root)
-        if not root.is_dir():
-            err = WWError(f"image {img.name}: root {root} is not a directory",
-                          hint="unpack the image there, or fix `root:` in cluster.yaml")
-            raise SystemExit(report(err))
-        keys[img.name] = _digest(_image_spec(img), image_code(), tree_digest(root, img.exclude))
+        parts = [image_code()]
+        for u in _used(p, img):
+            parts.append(_image_spec(u))
+            if u.debootstrap is not None:
+                try:
+                    parts.append(json.dumps(debootstrap.recipe(u.debootstrap), sort_keys=True))
+                except WWError as err:
+                    raise SystemExit(report(err)) from None
+            elif u.builder != "demo":
+                parts.append(fingerprint(_source(p, u), digests))
+        keys[img.name] = _digest(*parts)
     return keys
 
 
-def _build_image(p: Project, img: Image, kernel_out: Path, image_out: Path) -> None:
-    root = _demo_root(p, img.name) if img.builder == "demo" else Path(img.root)
-    kernel = find_kernel(root)
-    copy_atomic(kernel, kernel_out)
-    build_image(root, image_out, img.exclude, Compression.GZIP, owner_root=img.builder == "demo")
+def _image_files(p: Project, img: Image) -> dict[str, Path]:
+    blobs = _plan().images[img.name]
+    files = {"kernel": p.http / blobs.kernel.url, "image": p.http / blobs.image.url}
+    if blobs.modules:
+        files["modules"] = p.http / blobs.modules.url
+    return files
+
+
+def _build_image(p: Project, img: Image) -> None:
+    files = _image_files(p, img)
+    kernel_src = _source(p, p.cluster.images[img.kernel_from]) if img.kernel_from else None
+    build(_source(p, img), image=files["image"], kernel=files["kernel"], name=img.name,
+          exclude=img.exclude, compression=Compression(img.compression), version=img.kernel_version,
+          kernel_src=kernel_src, modules=files.get("modules"), work=p.out / "work" / "spool")
 
 
 def task_image() -> Iterator[Task]:
-    """Image kernels and initrd archives (cpio newc + gzip)."""
+    """Image kernels and initrd archives (cpio newc; gzip, zstd or none)."""
     p = project()
     for img in p.cluster.images.values():
-        kernel, image = _plan().images[img.name]
-        targets = [p.http / kernel.url, p.http / image.url]
         task: Task = {
             "name": img.name,
             "doc": f"kernel and archive of image {img.name}",
-            "actions": [_action(_build_image, p, img, *targets)],
-            "targets": targets,
+            "actions": [_action(_build_image, p, img)],
+            "targets": list(_image_files(p, img).values()),
+            "file_dep": [_root_stamp(p, u) for u in _used(p, img)
+                         if u.builder in ("demo", "debootstrap")],
+            # Named by their inputs (_image_keys): up to date when they exist.
             "uptodate": [True],
         }
-        if img.builder == "demo":
-            task["file_dep"] = [_demo_stamp(p, img.name)]
         yield task
 
 
