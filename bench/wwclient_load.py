@@ -6,9 +6,12 @@ Usage: python bench/wwclient_load.py [--nodes 1000] [--duration 150] [--interval
 Runs as root (nginx, and client sockets bound to each node's 127.0.x.y address,
 so the generated per-node access rules are what nginx evaluates). Each node has
 two layers, as the build publishes them: a cluster-wide one in shared/ (a hosts
-file for all nodes) and its own in nodes/<node>/ (motd, a key, a version file).
+file for all nodes), named by the group manifest groups/bench.json that every
+node's manifest includes, and its own in nodes/<node>/ (motd, a key, a version
+file). A poll is two conditional GETs: the node's manifest and the group's.
 Every --change-every seconds a tenth of the nodes get a new own layer (a file
-changed, one added or removed); once, half-way, the shared layer changes for all.
+changed, one added or removed); once, half-way, the shared layer changes for
+all, which rewrites the one group manifest.
 The clients are wwclient.Client objects (the code nodes run), polled from a
 pool of threads on their own jittered schedules. Changes stop three intervals
 before the end; then every node's tree must equal what was last published.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import os
 import random
 import statistics
@@ -63,12 +67,19 @@ class Tree:
         self.own: dict[str, dict[str, object]] = {}
         hosts = "".join(f"127.0.{1 + i // 256}.{i % 256} {n}\n" for i, n in enumerate(nodes))
         self.shared_files = {"etc/hosts": hosts.encode()}
+        self.group = "groups/bench.json"
         self.shared = self._shared_layer()
         self.lock = threading.Lock()
 
     def _shared_layer(self) -> dict[str, object]:
         es = [folder("etc"), *(file(p, d) for p, d in self.shared_files.items())]
-        return write_layer(self.http, es)
+        layer = write_layer(self.http, es)
+        path = self.http / self.group
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".bench.json.tmp")
+        tmp.write_text(json.dumps({"format": 1, "group": "bench", "layers": [layer]}))
+        tmp.replace(path)
+        return layer
 
     def own_files(self, node: str) -> dict[str, bytes]:
         v = self.version[node]
@@ -85,7 +96,7 @@ class Tree:
         own = [folder("etc"), folder("etc/wwstatic"),
                *(file(p, d, 0o600 if p.endswith("key") else 0o644) for p, d in self.own_files(node).items())]
         layer = self.own[node] = write_layer(self.http, own, under=f"nodes/{node}")
-        write_manifest(self.http, node, [self.shared, layer], self.interval, age=0)
+        write_manifest(self.http, node, [{"include": self.group}, layer], self.interval, age=0)
 
     def change_some(self, fraction: float) -> int:
         picked = random.sample(self.nodes, max(1, int(len(self.nodes) * fraction)))
@@ -98,9 +109,7 @@ class Tree:
     def change_shared(self) -> None:
         with self.lock:
             self.shared_files["etc/hosts"] += b"10.0.0.254 newhost\n"
-            self.shared = self._shared_layer()
-            for node in self.nodes:
-                self.publish(node)
+            self.shared = self._shared_layer()  # one file for all nodes: the group manifest
 
 
 def cpu_seconds(master: int) -> float:
@@ -159,10 +168,10 @@ def run(args: argparse.Namespace, work: Path, ng: httpd.Nginx, nodes: tuple[obje
     # Warewulf's client fetches the whole runtime overlay every poll: measure that once per node.
     baseline = []
     for name in random.sample(list(clients), 20):
-        start = len(ng.hits())
+        first = len(ng.hits())
         for layer in (tree.shared, tree.own[name]):
             clients[name].http.get(str(layer["url"]), limit=1 << 30)
-        hits = ng.hits()[start:]
+        hits = ng.hits()[first:]
         baseline.append(sum(h.sent + h.received for h in hits))
 
     latencies: list[float] = []
@@ -222,24 +231,27 @@ def run(args: argparse.Namespace, work: Path, ng: httpd.Nginx, nodes: tuple[obje
 
     wrong = [name for name, c in clients.items() if tree_of(Path(c.root)) != tree.expected(name)]
     by_status = Counter(h.status for h in hits)
-    unchanged = [h.sent + h.received for h in hits if h.status == 304]
-    manifests = [h for h in hits if h.status == 200 and h.path.endswith("runtime.json")]
+    # An unchanged poll is two 304s (the node's manifest and its group's).
+    unchanged_bytes = sum(h.sent + h.received for h in hits if h.status == 304)
     changed_bytes = sum(h.sent + h.received for h in hits if h.status == 200)
+    polls_unchanged = outcomes["304"]
+    polls_fetched = sum(n for k, n in outcomes.items() if k in ("changed", "fetched, no change"))
+    polls = polls_unchanged + polls_fetched
     lat = sorted(latencies)
     full = statistics.mean(baseline)
-    per_unchanged = statistics.mean(unchanged) if unchanged else float("nan")
-    per_changed = changed_bytes / max(1, len(manifests))
+    per_unchanged = unchanged_bytes / polls_unchanged if polls_unchanged else float("nan")
+    per_changed = changed_bytes / max(1, polls_fetched)
     print(f"{len(clients)} wwclients, interval {args.interval:g} s, {elapsed:.0f} s, "
           f"{changed_nodes} node overlay changes published")
     print(f"nginx served {len(hits)} requests = {len(hits) / elapsed:.0f} requests/s "
-          f"({(len(unchanged) + len(manifests)) / elapsed:.0f} polls/s); statuses {dict(by_status)}")
+          f"({polls / elapsed:.0f} polls/s); statuses {dict(by_status)}")
     print(f"nginx used {cpu:.1f} CPU-seconds: {len(hits) / max(cpu, 0.01):.0f} requests per CPU-second "
           f"({cpu / elapsed * 100:.0f} % of one core)")
     p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
     print(f"poll latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
     print(f"poll outcomes: {dict(outcomes)}")
-    print(f"bytes per unchanged poll (304, request+response): {per_unchanged:.0f}")
-    print(f"bytes per changed poll (manifest + new layers):   {per_changed:.0f}")
+    print(f"bytes per unchanged poll (two 304s, request+response): {per_unchanged:.0f}")
+    print(f"bytes per changed poll (manifests + new layers):       {per_changed:.0f}")
     print(f"baseline, Warewulf-style poll (whole runtime overlay every time): {full:.0f} bytes; "
           f"unchanged poll is {full / per_unchanged:.0f}x smaller")
     print(f"converged: {len(clients) - len(wrong)}/{len(clients)} nodes have exactly the published files"
