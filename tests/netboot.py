@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -244,6 +245,19 @@ class NetLab:
                 argv += ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
                          "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"]
         return self.start(f"qemu-{name}", *argv), serial
+
+
+@contextlib.contextmanager
+def running_lab(workdir: Path, output: Path, ns: str = "") -> Iterator[NetLab]:
+    """A lab serving the build in `output` with ISC dhcpd; always taken down."""
+    lab = NetLab(workdir, ns=ns) if ns else NetLab(workdir)
+    try:
+        lab.create()
+        lab.start_services(output)
+        lab.start_dhcp(DhcpBackend.ISC, output)
+        yield lab
+    finally:
+        lab.close()
 
 
 @dataclass

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BOOT_TIMES, make_project, run_doit
-from tests.netboot import Firmware, NetLab
-from toolchain.spec import DhcpBackend
+from tests.netboot import Firmware, NetLab, running_lab
 
 pytestmark = pytest.mark.boot
 
@@ -51,14 +50,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def net(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetLab]:
-    lab = NetLab(tmp_path_factory.mktemp("ovnet"))
-    try:
-        lab.create()
-        lab.start_services(project / "output")
-        lab.start_dhcp(DhcpBackend.ISC, project / "output")
+    with running_lab(tmp_path_factory.mktemp("ovnet"), project / "output") as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def test_tmpfs_root_and_host_keys(net: NetLab, project: Path) -> None:

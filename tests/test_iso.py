@@ -21,11 +21,10 @@ import pycdlib
 import pytest
 
 from tests.conftest import BOOT_TIMES, REPO, make_project, pointed, run_doit
-from tests.netboot import Firmware, NetLab
+from tests.netboot import Firmware, NetLab, running_lab
 from toolchain import iso
 from toolchain.errors import WWError
 from toolchain.model import Node, load_cluster
-from toolchain.spec import DhcpBackend
 
 SCRIPT = "ipxe/${netX/mac:hexhyp}.ipxe"
 HTTP = "http://10.99.0.1"
@@ -257,14 +256,9 @@ def test_iso_rebuilds_when_what_it_carries_changes(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def isonet(iso_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetLab]:
-    lab = NetLab(tmp_path_factory.mktemp("isonet"), ns=f"wwi{os.getpid()}")
-    try:
-        lab.create()
-        lab.start_services(iso_project / "output")
-        lab.start_dhcp(DhcpBackend.ISC, iso_project / "output")
+    lab_dir = tmp_path_factory.mktemp("isonet")
+    with running_lab(lab_dir, iso_project / "output", ns=f"wwi{os.getpid()}") as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def _check_node(log: str, node: str) -> None:

@@ -22,10 +22,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_project, pointed, run_doit
-from tests.netboot import Firmware, NetLab
+from tests.netboot import Firmware, NetLab, running_lab
 from tests.pyimage import add_python
 from toolchain import layout
-from toolchain.spec import DhcpBackend
 
 pytestmark = pytest.mark.boot
 
@@ -69,14 +68,8 @@ def project(demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture(scope="module")
 def net(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetLab]:
-    lab = NetLab(tmp_path_factory.mktemp("net"))
-    try:
-        lab.create()
-        lab.start_services(project / "output")
-        lab.start_dhcp(DhcpBackend.ISC, project / "output")
+    with running_lab(tmp_path_factory.mktemp("net"), project / "output") as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def wait_serial(serial: Path, pattern: str, timeout: float, since: int = 0) -> str:
