@@ -111,8 +111,6 @@ def run(n: int, sample: int) -> None:
         site = root / "overlays/site/rootfs/etc/site.conf.j2"
         site.write_text(SITE_TEMPLATE + "# edited\n")
         rows.append(("template used by every node", *doit(root)))
-        last = n // 100 - 1
-        edit(root, f"  r{last:03d}n[001-100]:", f"  r{last:03d}n[001-100]:\n    comment: last rack")
         edit(root, "nodes:\n", "nodes:\n  extra01: {profiles: [compute], network: {default: "
                    "{ip: 10.254.0.1, mac: '52:54:ff:00:00:01'}}}\n")
         rows.append(("add a node (hosts list)", *doit(root)))

@@ -14,9 +14,10 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .fsutil import write_atomic
 
@@ -29,18 +30,38 @@ class GcResult:
     removed: list[str]
 
 
-def collect(http: Path, files: Iterable[str], named: set[str], state: Path, grace: float,
-            now: float | None = None) -> GcResult:
-    """Record unnamed files among `files` (relative to `http`) and remove expired ones."""
-    now = time.time() if now is None else now
+def _load(state: Path) -> dict[str, Any]:
     try:
-        since: dict[str, float] = json.loads(state.read_text())
+        doc = json.loads(state.read_text())
     except (FileNotFoundError, ValueError):
-        since = {}
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def collect(http: Path, named: set[str], state: Path, grace: float,
+            scan: Callable[[], Iterable[str]], now: float | None = None) -> GcResult:
+    """Record files no longer named and remove those unnamed for `grace` seconds.
+
+    The files to look at are those the last build named and this one does not,
+    plus those already waiting; `scan()` (a walk of the served tree, which also
+    finds temporary files of killed builds) runs only on the first collection
+    and once per grace period, so that a one-node change does not walk 10,000
+    directories.
+    """
+    now = time.time() if now is None else now
+    doc = _load(state)
+    since: dict[str, float] = doc.get("since", {})
+    before = doc.get("named")
+    if before is None or now - float(doc.get("scanned", 0)) >= grace:
+        candidates = set(scan())
+        scanned = now
+    else:
+        candidates = (set(before) - named) | set(since)
+        scanned = float(doc.get("scanned", 0))
     keep: dict[str, float] = {}
     removed: list[str] = []
-    for rel in sorted(files):
-        if rel in named:
+    for rel in sorted(candidates - named):
+        if not (http / rel).exists():
             continue
         # A dot-file is a temporary file of a build that was killed: nobody reads it.
         limit = min(grace, 600) if rel.rpartition("/")[2].startswith(".") else grace
@@ -57,14 +78,12 @@ def collect(http: Path, files: Iterable[str], named: set[str], state: Path, grac
         while parent != http and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
-    write_atomic(state, json.dumps(keep, sort_keys=True, indent=0))
+    write_atomic(state, json.dumps({"since": keep, "scanned": scanned, "named": sorted(named)},
+                                   sort_keys=True, separators=(",", ":")))
     return GcResult(len(keep), removed)
 
 
 def next_due(state: Path, grace: float) -> float | None:
     """When the earliest pending file expires, or None if nothing is pending."""
-    try:
-        since: dict[str, float] = json.loads(state.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
+    since: dict[str, float] = _load(state).get("since", {})
     return min(since.values()) + grace if since else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -57,18 +58,23 @@ def unknown_ipxe(cluster: Cluster) -> str:
     return _render("unknown.ipxe.j2", cluster_file=Path(cluster.path).name)
 
 
+def _ip_int(ip: str) -> int:
+    # inet_aton is C: parsing 20,000 addresses with ipaddress takes half a second.
+    return int.from_bytes(socket.inet_aton(ip), "big")
+
+
 def node_addresses(cluster: Cluster) -> list[tuple[str, str]]:
     """(address, node) for every address of every node: whom nginx serves /nodes/<node>/ to."""
     return sorted({(dev.ip, n.name) for n in cluster.nodes for dev in n.network.values() if dev.ip},
-                  key=lambda p: (ipaddress.IPv4Address(p[0]), p[1]))
+                  key=lambda p: (_ip_int(p[0]), p[1]))
 
 
 def cluster_networks(cluster: Cluster) -> list[str]:
     """The networks allowed to fetch anything: the head's and every node device's."""
-    nets = {cluster.head.network}
-    nets |= {ipaddress.IPv4Interface(dev.cidr).network
+    nets = {(int(cluster.head.network.network_address), cluster.head.network.prefixlen)}
+    nets |= {(_ip_int(dev.ip) & (0xFFFFFFFF << (32 - dev.prefix)) & 0xFFFFFFFF, dev.prefix)
              for n in cluster.nodes for dev in n.network.values() if dev.ip}
-    return [str(n) for n in sorted(nets)]
+    return [str(ipaddress.IPv4Network(net)) for net in sorted(nets)]
 
 
 def nginx_conf(cluster: Cluster, http_root: Path) -> str:

@@ -11,13 +11,14 @@ cluster.yaml reaches tasks as text whose digest `config_changed` compares.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from .fingerprint import code_digest, digest, image_code
 from .fsutil import copy_atomic, publish_mode, write_atomic
 from .image import DigestCache, Source, build, fingerprint
 from .model import Cluster, Image
-from .plan import Plan, make_plan, node_context
+from .plan import Plan, cluster_key, make_plan, node_context
 from .publish import pointer_key, publish, referenced, served_files
 
 __all__ = [
@@ -118,15 +119,32 @@ def _action(fn: Callable[..., None], *args: Any) -> tuple[Callable[..., Any], tu
     return (run, args)
 
 
-def _text_task(name: str, path: Path, text: str, doc: str) -> Task:
+def _text_task(name: str, path: Path, render: Callable[[], str], key: str, doc: str) -> Task:
+    """A file rendered from the cluster; `key` is a digest of everything `render` reads,
+    so that a build with no change does not render a 10,000-node file to compare it."""
+    def write() -> None:
+        text = render().encode()
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_bytes() == text:
+                return  # inputs changed, but not this file: keep it (and its mtime)
+        write_atomic(path, text)
+    write.__name__ = f"write {path.name}"
     return {
         "name": name,
         "doc": doc,
-        "actions": [_action(write_atomic, path, text)],
+        "actions": [_action(write)],
         "targets": [path],
-        "uptodate": [config_changed(_digest(text))],
+        "uptodate": [config_changed(key)],
         "clean": True,
     }
+
+
+@cache
+def _cluster_text_key() -> str:
+    """What files generated from the whole cluster read: every node, the settings, the code."""
+    p = project()
+    return _digest(code_digest("generate.py", "dhcp/*.py", "templates/*", "model.py", "spec.py"),
+                   cluster_key(p.cluster), str(p.out), *p.node_keys.values())
 
 
 # --- TFTP tree --------------------------------------------------------------
@@ -342,6 +360,7 @@ def _build_node(p: Project, name: str) -> None:
 def task_node() -> Iterator[Task]:
     """Each node's own part of its system and runtime overlays."""
     p = project()
+    http = str(p.http)
     for name, np in _plan().nodes.items():
         if not np.own:
             continue
@@ -349,7 +368,8 @@ def task_node() -> Iterator[Task]:
             "name": name,
             "doc": f"own overlay files of {name}",
             "actions": [_action(_build_node, p, name)],
-            "targets": [p.http / b.url for b in np.own.values()],
+            # Strings, not Paths: 10,000 tasks, and pathlib joins are slow.
+            "targets": [f"{http}/{b.url}" for b in np.own.values()],
             "uptodate": [True],
         }
 
@@ -389,8 +409,8 @@ def _grace() -> float:
 
 def _collect(p: Project) -> None:
     named = referenced(_plan())
-    result = gc.collect(p.http, served_files(p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)), named,
-                        p.state / "gc.json", _grace())
+    result = gc.collect(p.http, named, p.state / "gc.json", _grace(),
+                        partial(served_files, p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)))
     if result.removed:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
 
@@ -417,7 +437,9 @@ def task_dhcp() -> Iterator[Task]:
     p = project()
     for backend, name in dhcp.FILES.items():
         chosen = " (dhcp.backend)" if backend is p.cluster.dhcp.backend else ""
-        yield _text_task(name, p.out / "etc" / name, dhcp.config_text(backend, p.cluster, p.out / "tftp"),
+        yield _text_task(name, p.out / "etc" / name,
+                         partial(dhcp.config_text, backend, p.cluster, p.out / "tftp"),
+                         _digest(_cluster_text_key(), backend),
                          f"{backend} DHCP server configuration{chosen}")
 
 
@@ -425,7 +447,8 @@ def task_nginx() -> Iterator[Task]:
     """nginx server configuration serving output/http."""
     p = project()
     yield _text_task("nginx.conf", p.out / "etc" / "nginx.conf",
-                     generate.nginx_conf(p.cluster, p.http), "nginx server block")
+                     partial(generate.nginx_conf, p.cluster, p.http),
+                     _digest(_cluster_text_key(), "nginx"), "nginx server block")
 
 
 # --- boot ISOs ----------------------------------------------------------------
