@@ -52,8 +52,15 @@ class Field:
     maximum: int = 2**31
 
 
+_BY_KEY: dict[int, tuple[tuple[Field, ...], dict[str, Field]]] = {}
+
+
 def by_key(fields: tuple[Field, ...]) -> dict[str, Field]:
-    return {f.key: f for f in fields}
+    # Asked for once per node and device: keep one dict per field table (they are constants).
+    found = _BY_KEY.get(id(fields))
+    if found is None or found[0] is not fields:
+        found = _BY_KEY[id(fields)] = (fields, {f.key: f for f in fields})
+    return found[1]
 
 
 NETDEV = (
