@@ -47,7 +47,8 @@ from toolchain.model import load_cluster
 def cluster_yaml(n: int, port: int, root: Path) -> str:
     macs = ", ".join(f'"52:54:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"' for i in range(n))
     return f"""\
-head: {{ip: 127.0.0.1, network: 127.0.0.0/16, http: "http://127.0.0.1:{port}"}}
+head: {{ip: 127.0.0.1, network: 127.0.0.0/16, http: "http://127.0.0.1:{port}",
+       access_log: {root}/wwstatic-access.log}}
 images:
   demo: {{root: {root}}}
 nodes:
@@ -151,7 +152,11 @@ def main() -> None:
         for name in names:
             tree.publish(name)
         time.sleep(2.1)  # let the first manifests age past wwclient's freshness rule
-        with httpd.running(work / "nginx", generate.nginx_conf(cluster, http), port, 4096) as ng:
+        # The generated server logs in wwstatic's format to head.access_log; log the
+        # harness's format (bytes both ways) beside it, where httpd.Nginx.hits() reads.
+        conf = generate.nginx_conf(cluster, http).replace(
+            " wwstatic;\n", f" wwstatic;\n    access_log {work / 'nginx' / 'access.log'} wwtest;\n", 1)
+        with httpd.running(work / "nginx", conf, port, 4096) as ng:
             run(args, work, ng, cluster.nodes, tree)
 
 
