@@ -25,8 +25,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BOOT_TIMES, make_project, run_doit
-from tests.netboot import Boot, Firmware, NetLab
-from toolchain.spec import DhcpBackend
+from tests.netboot import Boot, Firmware, NetLab, running_lab
 
 pytestmark = [pytest.mark.boot, pytest.mark.slow_image]
 
@@ -124,14 +123,8 @@ def debian_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def net(debian_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetLab]:
-    lab = NetLab(tmp_path_factory.mktemp("net"))
-    try:
-        lab.create()
-        lab.start_services(debian_project / "output")
-        lab.start_dhcp(DhcpBackend.ISC, debian_project / "output")
+    with running_lab(tmp_path_factory.mktemp("net"), debian_project / "output") as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 @pytest.fixture(scope="module")
