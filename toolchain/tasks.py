@@ -26,11 +26,11 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from . import cache as model_cache
-from . import debootstrap, demo, dhcp, gc, generate, iso, layout, lock, overlay, split
+from . import debootstrap, demo, dhcp, doitdb, gc, generate, iso, layout, lock, overlay, split
 from .archive import Compression, is_secret, write_cpio
 from .errors import WWError, report
 from .fingerprint import code_digest, digest, image_code
-from .fsutil import copy_atomic, publish_mode, write_atomic
+from .fsutil import copy_atomic, publish_mode, write_atomic, write_error
 from .image import DigestCache, Source, build, fingerprint
 from .model import Cluster, Image
 from .plan import Plan, make_plan, node_context
@@ -63,6 +63,7 @@ DOIT_CONFIG = {
 Path("output").mkdir(exist_ok=True)
 if Path("cluster.yaml").exists():
     lock.acquire(Path("output"), wait=os.environ.get("WWSTATIC_LOCK_WAIT", "1") != "0")
+doitdb.install()
 
 IPXE_DIR = Path("/usr/lib/ipxe")
 # First-stage iPXE binaries for the TFTP tree, by the name DHCP hands out.
@@ -106,16 +107,42 @@ def _digest(*parts: str) -> str:
 
 
 def _action(fn: Callable[..., None], *args: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-    """A doit python-action that turns a WWError into a clean task failure."""
+    """A doit python-action that turns a WWError into a clean task failure.
+
+    So does a full, read-only or forbidden output/ (the file, and a hint);
+    other OSErrors are bugs and keep their traceback.
+    """
     def run(*a: Any) -> TaskFailed | None:
         try:
             fn(*a)
         except WWError as err:
             print(f"wwstatic: {err}", file=sys.stderr)
+            doitdb.task_failed(str(err))
             return TaskFailed(str(err))
+        except OSError as exc:
+            if (clear := write_error(exc)) is None:
+                raise
+            print(f"wwstatic: {clear}", file=sys.stderr)
+            doitdb.task_failed(str(clear))
+            return TaskFailed(str(clear))
         return None
     run.__name__ = fn.__name__
     return (run, args)
+
+
+def _has(path: Path, data: bytes) -> Callable[..., bool]:
+    """An uptodate check: does `path` hold `data`?
+
+    Asked of the file itself, not of doit's store: a build killed after the
+    write but before doit saved its store, followed by an edit undone, would
+    otherwise leave the killed build's text in place as up to date.
+    """
+    def check(task: object, values: dict[str, Any]) -> bool:
+        try:
+            return path.read_bytes() == data
+        except OSError:
+            return False
+    return check
 
 
 def _text_task(name: str, path: Path, text: str, doc: str) -> Task:
@@ -124,7 +151,7 @@ def _text_task(name: str, path: Path, text: str, doc: str) -> Task:
         "doc": doc,
         "actions": [_action(write_atomic, path, text)],
         "targets": [path],
-        "uptodate": [config_changed(_digest(text))],
+        "uptodate": [_has(path, text.encode())],
         "clean": True,
     }
 
@@ -180,13 +207,16 @@ def _root_stamp(p: Project, img: Image) -> Path:
     return p.out / "work" / "images" / img.name / "rootfs.done"
 
 
-def _build_root(p: Project, img: Image) -> None:
+def _build_root(p: Project, img: Image, key: str) -> None:
+    # The root is replaced in place: a build killed half-way must not leave the
+    # old stamp beside a half-new (or no) root, or the next build would trust it.
+    _root_stamp(p, img).unlink(missing_ok=True)
     if img.builder == "demo":
         demo.build_demo_root(img, _demo_root(p, img.name))
     else:
         assert img.debootstrap is not None
         debootstrap.build_root(img.debootstrap)
-    write_atomic(_root_stamp(p, img), _image_spec(img) + "\n")
+    write_atomic(_root_stamp(p, img), key + "\n")
 
 
 def task_demo() -> Iterator[Task]:
@@ -207,9 +237,11 @@ def task_demo() -> Iterator[Task]:
         yield {
             "name": img.name,
             "doc": f"build the root of {img.builder} image {img.name}",
-            "actions": [_action(_build_root, p, img)],
+            # The stamp names the recipe of the root beside it: a root rebuilt by a
+            # killed build (doit's store unsaved) is not taken for another recipe's.
+            "actions": [_action(_build_root, p, img, _digest(spec))],
             "targets": [_root_stamp(p, img)],
-            "uptodate": [config_changed(_digest(spec)), cached],
+            "uptodate": [_has(_root_stamp(p, img), f"{_digest(spec)}\n".encode()), cached],
             "clean": True,
         }
 
@@ -260,7 +292,25 @@ def _image_files(p: Project, img: Image) -> dict[str, Path]:
     return files
 
 
+def _gc_marker(p: Project) -> Path:
+    return p.state / "gc.pending"
+
+
+def _will_write(p: Project) -> None:
+    """Note that served files are about to be written, for gc to look at them.
+
+    A blob written by a build killed before its pointers, or named by an edit
+    undone before the next build, is unnamed without `referenced()` changing:
+    gc runs while this marker exists, and removes it only when it has recorded
+    every unnamed file.
+    """
+    marker = _gc_marker(p)
+    if not marker.exists():
+        write_atomic(marker, "")
+
+
 def _build_image(p: Project, img: Image) -> None:
+    _will_write(p)
     files = _image_files(p, img)
     kernel_src = _source(p, p.cluster.images[img.kernel_from]) if img.kernel_from else None
     build(_source(p, img), image=files["image"], kernel=files["kernel"], name=img.name,
@@ -302,6 +352,7 @@ def _plan() -> Plan:
 
 
 def _build_shared(kind: str, names: tuple[str, ...], target: Path) -> None:
+    _will_write(project())
     entries = list(_plan().sets[(kind, names)].shared_part.entries)
     mode, gid = publish_mode(is_secret(entries))
     write_cpio(entries, target, Compression.GZIP, mode=mode, gid=gid)
@@ -331,6 +382,7 @@ def _build_node(p: Project, name: str) -> None:
         target = p.http / blob.url
         if target.exists():
             continue   # named by its inputs: an existing blob has the right bytes
+        _will_write(p)
         oset = np.group.sets[kind]
         part = split.render(p.root, oset.names, oset.per_node, context, _env(), f"node {name}")
         entries = split.own(part, oset.shared_part)
@@ -363,8 +415,12 @@ def _pointer_base(p: Project) -> str:
                    repr(p.cluster.head), str(p.cluster.wwclient_interval), Path(p.cluster.path).name)
 
 
-def _publish(p: Project) -> None:
+def _publish(p: Project, key: str) -> None:
+    _will_write(p)
+    stamp = p.state / "published"
+    stamp.unlink(missing_ok=True)
     publish(p.cluster, _plan(), p.http, p.state / "pointers.json", p.node_keys, _pointer_base(p))
+    write_atomic(stamp, key + "\n")
 
 
 def task_publish() -> Task:
@@ -377,9 +433,13 @@ def task_publish() -> Task:
                   *(pointer_key(np, p.node_keys[n], base) for n, np in plan.nodes.items()))
     return {
         "doc": "iPXE scripts and wwclient manifests, written after every blob they name",
-        "actions": [_action(_publish, p)],
+        "actions": [_action(_publish, p, key)],
         "task_dep": ["image", "shared", "node"],
-        "uptodate": [config_changed(key)],
+        # Asked of a stamp written after the last pointer, not of doit's store: a
+        # build killed after publishing but before doit saved its store, then an
+        # edit undone, would leave pointers to the undone edit's blobs, which
+        # gc (following the plan) would remove after the grace period.
+        "uptodate": [_has(p.state / "published", f"{key}\n".encode())],
     }
 
 
@@ -391,11 +451,14 @@ def _collect(p: Project) -> None:
     named = referenced(_plan())
     result = gc.collect(p.http, served_files(p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)), named,
                         p.state / "gc.json", _grace())
+    _gc_marker(p).unlink(missing_ok=True)
     if result.removed:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
 
 
 def _gc_uptodate(task: object, values: dict[str, Any]) -> bool:
+    if _gc_marker(project()).exists():
+        return False
     due = gc.next_due(project().state / "gc.json", _grace())
     return due is None or due > time.time()
 
