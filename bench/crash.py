@@ -1,6 +1,6 @@
 """The crash test in full: SIGKILL the build at many points while a client reads the served tree.
 
-Usage: python bench/crash.py [--runs 60] [--seed 10] [--grace 30] [--image-every 0.15]
+Usage: python bench/crash.py [--runs 60] [--seed 10] [--grace 10] [--image-every 0.25]
 
 Runs as root (a real nginx on loopback; client sockets bound to each node's
 127.0.0.x address so the generated per-node rules apply). What it does and
@@ -25,8 +25,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=10)
-    ap.add_argument("--grace", type=float, default=30.0, help="WWSTATIC_GC_GRACE of the builds (s)")
-    ap.add_argument("--image-every", type=float, default=0.15,
+    ap.add_argument("--grace", type=float, default=10.0, help="WWSTATIC_GC_GRACE of the builds (s)")
+    ap.add_argument("--image-every", type=float, default=0.25,
                     help="share of runs that also change the image (a longer build)")
     ap.add_argument("--quiet", action="store_true", help="no line per run")
     args = ap.parse_args()

@@ -70,7 +70,7 @@ def cluster_text(port: int, log: Path, inputs: Inputs) -> str:
     data["head"] = {"ip": "127.0.0.1", "network": "127.0.0.0/24", "http": f"http://127.0.0.1:{port}",
                     "access_log": str(log)}
     demo = data["images"]["demo"]["demo"]
-    demo["modules"] = ["virtio_pci", "virtio_net"] + (["virtio_blk"] if inputs.modules % 2 else [])
+    demo["modules"] = ["virtio_pci", "virtio_net", *[[], ["virtio_blk"], ["virtio_scsi"]][inputs.modules]]
     profile = data["profiles"]["default"]
     profile["kernel"]["args"] = ["console=ttyS0", "quiet"] + (
         [f"wwcrash={inputs.args}"] if inputs.args else [])
@@ -295,7 +295,8 @@ class Report:
         return sum(r.killed for r in self.runs)
 
     def kill_points(self) -> Counter[str]:
-        return Counter(r.task.split(":")[0] if r.task else "(start-up)" for r in self.runs if r.killed)
+        """Killed runs by the task doit had started last ("start-up": loading, planning)."""
+        return Counter(r.task.split(":")[0] if r.task else "start-up" for r in self.runs if r.killed)
 
 
 def store_ok(project: Path) -> str | None:
@@ -323,6 +324,7 @@ class Outcome:
     code: int
     stderr: str
     writes: int        # files put in place (-1: unknown, killed by time)
+    last: str          # the file put in place last, when killed after a write
 
 
 def run_killed(project: Path, env: dict[str, str], delay: float | None = None,
@@ -352,8 +354,11 @@ def run_killed(project: Path, env: dict[str, str], delay: float | None = None,
         t.join(timeout=30)
     started = ran("".join(lines))
     killed = proc.returncode == -signal.SIGKILL
-    done = int(counted.read_text()) if counted.exists() else (writes if killed and writes else -1)
-    return Outcome(killed, started[-1] if started else "", seconds, proc.returncode, "".join(err), done)
+    done, last = -1, ""
+    if counted.exists():
+        n, _, last = counted.read_text().strip().partition(" ")
+        done = int(n)
+    return Outcome(killed, started[-1] if started else "", seconds, proc.returncode, "".join(err), done, last)
 
 
 def choose_edits(rng: random.Random, inputs: Inputs, image_every: float) -> list[str]:
@@ -408,15 +413,16 @@ def crash_test(work: Path, runs: int, seed: int, grace: float = 30.0, image_ever
         report.failures.append(f"the first build failed: {first.stderr[-2000:]}")
         return report
     say(f"clean build: {report.clean_seconds:.1f} s")
-    # How long a whole build of each kind takes, and how many files it writes,
-    # learned from the runs that finish.
-    expected = {"image": report.clean_seconds, "overlay": report.clean_seconds / 2,
-                "none": report.clean_seconds / 3}
-    count = int((project.parent / "writes.txt").read_text())
-    files = {"image": count, "overlay": count // 2, "none": 2}
+    # How long a whole build of each kind takes, and how many files it writes:
+    # the most seen in the runs that finish.
+    # The first build of a kind is not killed: it measures.
+    expected = {"image": report.clean_seconds}
+    files = {"image": first.writes}
     conf = (project / "output/etc/nginx.conf").read_text()
     client = Client(port)
     pending: set[str] = set()    # edits since the last build that finished
+    stamp = project / "output/work/images/demo/rootfs.done"
+    roots = {inputs.modules: stamp.read_text()}   # the root stamp of each module list
     with httpd.running(work / "nginx", conf, port):
         client.start()
         try:
@@ -424,12 +430,18 @@ def crash_test(work: Path, runs: int, seed: int, grace: float = 30.0, image_ever
                 edits = choose_edits(rng, inputs, image_every)
                 write_inputs(project, port, inputs)
                 pending |= set(edits)
-                kind = "image" if "modules" in pending else "overlay" if pending else "none"
+                # An image build while the root on disk is not that of the module list asked for.
+                now = stamp.read_text() if stamp.exists() else None
+                kind = ("image" if now is None or roots.get(inputs.modules) != now else
+                        "overlay" if pending - {"modules"} else "none")
                 # Half the kills after a random delay (anywhere, mid-write too), half
                 # right after a random file write (between any two, publish's too);
                 # each drawn a little past the whole build, so some runs finish:
                 # those are the builds that continue from a killed one.
-                if rng.random() < 0.5:
+                if kind not in expected:
+                    out = run_killed(project, env)
+                    point, fraction = "-", 1.0
+                elif rng.random() < 0.5:
                     delay = rng.uniform(0, 1.15 * expected[kind])
                     out = run_killed(project, env, delay=delay)
                     point, fraction = f"{delay:.2f} s", delay / expected[kind]
@@ -437,10 +449,15 @@ def crash_test(work: Path, runs: int, seed: int, grace: float = 30.0, image_ever
                     nth = rng.randint(1, max(1, round(1.15 * files[kind])))
                     out = run_killed(project, env, writes=nth)
                     point, fraction = f"write {nth}", nth / max(1, files[kind])
+                    if out.killed:
+                        point += f" ({out.last})"
                 if not out.killed:
                     pending.clear()
-                    expected[kind] = out.seconds
-                    files[kind] = max(out.writes, 1)
+                    roots[inputs.modules] = stamp.read_text()
+                    # The longest seen: a build that had less left to do (after a kill
+                    # late in the last one) must not shrink the range kills are drawn from.
+                    expected[kind] = max(expected.get(kind, 0.0), out.seconds)
+                    files[kind] = max(files.get(kind, 0), out.writes)
                     if out.code != 0:
                         report.failures.append(f"run {index}: build failed ({out.code}): "
                                                f"{out.stderr[-2000:]}")
@@ -452,10 +469,12 @@ def crash_test(work: Path, runs: int, seed: int, grace: float = 30.0, image_ever
                     f"{'killed' if out.killed else 'done  '} at {point:>9s} ({fraction:4.0%}, "
                     f"{out.seconds:4.1f} s) in {out.task or '(start-up)'}; "
                     f"fetches so far {client.fetches}, problems {len(client.problems)}")
+            final_start = time.time()
             final = doit(project, env=env)
             if final.returncode != 0:
                 report.failures.append(f"the final build failed: {final.stderr[-2000:]}")
-            again = doit(project, env=env)
+            # Nothing left to do (but gc, when its grace period ends: not now).
+            again = doit(project, env={**env, "WWSTATIC_GC_GRACE": "1e9"})
             if again.returncode != 0 or ran(again.stdout):
                 report.failures.append(f"a build after the final one ran {ran(again.stdout)}")
             # Let the client see the final tree too.
@@ -466,11 +485,11 @@ def crash_test(work: Path, runs: int, seed: int, grace: float = 30.0, image_ever
         finally:
             client.stop()
     report.fetches, report.cycles, report.problems = client.fetches, client.cycles, client.problems
-    compare_with_clean(work, project, grace, report)
+    compare_with_clean(work, project, grace, final_start, report)
     return report
 
 
-def compare_with_clean(work: Path, project: Path, grace: float, report: Report) -> None:
+def compare_with_clean(work: Path, project: Path, grace: float, final_start: float, report: Report) -> None:
     clean = work / "clean"
     shutil.copytree(project, clean, ignore=shutil.ignore_patterns("output", "access.log"))
     result = doit(clean)
@@ -497,9 +516,11 @@ def compare_with_clean(work: Path, project: Path, grace: float, report: Report) 
     for rel in sorted(extra):
         if rel not in pending:
             report.failures.append(f"{rel}: no pointer names it, yet gc does not know it")
-    for rel in pending:
+    for rel, since in pending.items():
         if rel in want:
             report.failures.append(f"{rel}: gc means to remove a file the pointers name")
+        if since < final_start - grace - 1:
+            report.failures.append(f"{rel}: unnamed for longer than the grace period, yet not removed")
     report.removed_by_gc = sum(1 for rel in report_seen_removed(project, pending))
 
 
@@ -530,7 +551,9 @@ def summary(report: Report, seed: int) -> str:
         "kill points by task: " + ", ".join(f"{k} {v}" for k, v in sorted(report.kill_points().items())),
         "kill points by fifth of the build: " + ", ".join(
             f"{i * 20}-{i * 20 + 20}% {spread.get(i, 0)}" for i in range(5)),
-        f"kill points: {', '.join(r.point for r in report.runs if r.killed)}",
+        "kill points (after a delay, or right after the n-th file put in place):",
+        *(f"  run {r.index}: {r.kind} build, {r.point}, in {r.task or 'start-up'}"
+          for r in report.runs if r.killed),
         f"clean build: {report.clean_seconds:.1f} s; final tree: {report.compared} files equal to a clean "
         f"build's, {report.waiting} unnamed files waiting for gc, {report.removed_by_gc} fetched files "
         f"removed by gc after the grace period",

@@ -6,7 +6,8 @@ Every file the build writes goes through fsutil.atomic_open, which ends with
 os.replace(): counting those calls gives kill points between any two writes
 of a build, the pointers of `publish` included, which a kill after a random
 delay rarely hits (publish takes milliseconds). N = 0 never kills; the number
-of files put in place is written to COUNT_FILE when the build ends.
+of files put in place is written to COUNT_FILE when the build ends
+(with the last one's name when killed).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def replace(src: Any, dst: Any, *a: Any, **kw: Any) -> None:
     real_replace(src, dst, *a, **kw)
     count += 1
     if count == limit:
+        count_file.write_text(f"{count} {os.path.relpath(dst, 'output')}\n")
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
