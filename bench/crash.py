@@ -12,6 +12,7 @@ where the kills landed; exits 1 on any inconsistency or failure.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -30,6 +31,8 @@ def main() -> int:
                     help="share of runs that also change the image (a longer build)")
     ap.add_argument("--quiet", action="store_true", help="no line per run")
     args = ap.parse_args()
+    # Stopped with SIGTERM: unwind, so nginx is stopped and the scratch tree removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wwcrash-") as tmp:
         report = crash_test(Path(tmp), args.runs, args.seed, args.grace, args.image_every,

@@ -7,13 +7,15 @@ os.replace(): counting those calls gives kill points between any two writes
 of a build, the pointers of `publish` included, which a kill after a random
 delay rarely hits (publish takes milliseconds). N = 0 never kills; the number
 of files put in place is written to COUNT_FILE when the build ends
-(with the last one's name when killed).
+(with the last one's name when killed). With $WWCRASH_ONLY (a regular
+expression), only files whose path under output/ matches it count.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 from doit.doit_cmd import DoitMain
 
 limit, count_file, args = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+only = re.compile(os.environ.get("WWCRASH_ONLY", ""))
 real_replace = os.replace
 count = 0
 
@@ -29,9 +32,12 @@ count = 0
 def replace(src: Any, dst: Any, *a: Any, **kw: Any) -> None:
     global count
     real_replace(src, dst, *a, **kw)
+    rel = os.path.relpath(dst, "output")
+    if not only.search(rel):
+        return
     count += 1
     if count == limit:
-        count_file.write_text(f"{count} {os.path.relpath(dst, 'output')}\n")
+        count_file.write_text(f"{count} {rel}\n")
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
 

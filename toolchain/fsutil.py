@@ -44,6 +44,23 @@ def write_error(exc: OSError, path: Path | str | None = None) -> WWError | None:
                    hint=WRITE_HINTS[exc.errno])
 
 
+def make_dirs(path: Path, mode: int = 0o755) -> None:
+    """`mkdir -p`, each directory it creates `mode` whatever the umask.
+
+    nginx and the TFTP server run as other users: under a umask of 077 a plain
+    mkdir would make output/ and everything under it unreadable to them (files
+    get their mode explicitly, see atomic_open).
+    """
+    if path.is_dir():
+        return
+    make_dirs(path.parent, mode)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    os.chmod(path, mode)
+
+
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: int = 0o644, gid: int | None = None) -> Iterator[BinaryIO]:
     """Write to a temporary file beside `path`, renamed over it on success.
@@ -54,7 +71,7 @@ def atomic_open(path: Path, mode: int = 0o644, gid: int | None = None) -> Iterat
     never readable by others, not even while it is written.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise (write_error(exc, path) or exc) from None

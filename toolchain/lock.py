@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import report
-from .fsutil import write_error
+from .fsutil import make_dirs, write_error
 
 _held: list[TextIO] = []
 
@@ -23,7 +23,7 @@ def acquire(out: Path, wait: bool = True) -> None:
     if _held:
         return
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)
         f = (out / ".lock").open("a+")
     except OSError as exc:
         # An output/ the build cannot write: say so before doit tries its store there.

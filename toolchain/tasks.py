@@ -30,7 +30,7 @@ from . import debootstrap, demo, dhcp, doitdb, gc, generate, iso, layout, lock, 
 from .archive import Compression, is_secret, write_cpio
 from .errors import WWError, report
 from .fingerprint import code_digest, digest, image_code
-from .fsutil import copy_atomic, publish_mode, write_atomic, write_error
+from .fsutil import copy_atomic, make_dirs, publish_mode, write_atomic, write_error
 from .image import DigestCache, Source, build, fingerprint
 from .model import Cluster, Image
 from .plan import Plan, make_plan, node_context
@@ -60,7 +60,7 @@ DOIT_CONFIG = {
 
 # doit opens its dependency store in output/ before any task runs, and two
 # builds at once would race on it and on the pointers: take the lock first.
-Path("output").mkdir(exist_ok=True)
+make_dirs(Path("output"))
 if Path("cluster.yaml").exists():
     lock.acquire(Path("output"), wait=os.environ.get("WWSTATIC_LOCK_WAIT", "1") != "0")
 doitdb.install()
