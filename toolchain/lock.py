@@ -27,7 +27,7 @@ def acquire(out: Path, wait: bool = True) -> None:
         f = (out / ".lock").open("a+")
     except OSError as exc:
         # An output/ the build cannot write: say so before doit tries its store there.
-        if (err := write_error(exc, out / ".lock")) is None:
+        if (err := write_error(exc, out.absolute() / ".lock")) is None:
             raise
         sys.exit(report(err))
     try:
