@@ -29,9 +29,10 @@ from pathlib import Path
 import libarchive
 import libarchive.ffi as laffi
 from libarchive.entry import ArchiveEntry
+from libarchive.exception import ArchiveError
 
 from .errors import WWError
-from .fsutil import atomic_open
+from .fsutil import WRITE_HINTS, atomic_open
 from .progress import Progress
 
 # libarchive-c has no setters for these; bind them from the same library.
@@ -95,31 +96,59 @@ def _program(compression: Compression, level: int | None) -> list[str] | None:
     return None
 
 
+def _as_os_error(exc: Exception) -> Exception:
+    """A failed write of libarchive's, as the OSError atomic_open turns into a clear message."""
+    num = getattr(exc, "errno", None)
+    if isinstance(num, int) and num in WRITE_HINTS:
+        return OSError(num, os.strerror(num))
+    return exc
+
+
+def _compressor_error(argv: list[str], code: int, err: str) -> Exception:
+    # pigz and zstd say "No space left on device" when the disk is full: report
+    # that as atomic_open reports it, with the file's name and a hint.
+    for num in WRITE_HINTS:
+        if os.strerror(num) in err:
+            return OSError(num, os.strerror(num))
+    return WWError(f"{argv[0]} failed with exit code {code}: {err}", hint="is the output disk full?")
+
+
 @contextlib.contextmanager
 def _cpio_writer(fileno: int, compression: Compression, level: int | None,
                  external: bool) -> Iterator[libarchive.write.ArchiveWrite]:
     argv = _program(compression, level) if external else None
     if argv is None:
         filt, opts = _filter(compression, level)
-        with libarchive.fd_writer(fileno, "cpio_newc", filt, options=opts) as arch:
-            yield arch
+        try:
+            with libarchive.fd_writer(fileno, "cpio_newc", filt, options=opts) as arch:
+                yield arch
+        except ArchiveError as exc:
+            raise _as_os_error(exc) from None
         return
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=fileno, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stderr is not None
     try:
         with libarchive.fd_writer(proc.stdin.fileno(), "cpio_newc") as arch:
             yield arch
-    except BaseException:
+    except BaseException as exc:
+        # A broken pipe: the compressor stopped first (a full disk); its message says why.
+        died = None
+        if isinstance(exc, ArchiveError):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                died = proc.wait(timeout=5)
         proc.kill()
         proc.wait()
+        if died:
+            raise _compressor_error(argv, died, proc.stderr.read().decode(errors="replace").strip()) from None
+        if isinstance(exc, ArchiveError):
+            raise _as_os_error(exc) from None
         raise
     finally:
         proc.stdin.close()
     err = proc.stderr.read().decode(errors="replace").strip()
     proc.stderr.close()
     if proc.wait() != 0:
-        raise WWError(f"{argv[0]} failed with exit code {proc.returncode}: {err}",
-                      hint="is the output disk full?")
+        raise _compressor_error(argv, proc.returncode, err)
 
 
 def write_cpio(entries: Iterable[Entry], out: Path, compression: Compression = Compression.GZIP,

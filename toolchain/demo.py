@@ -83,7 +83,20 @@ def fetch_deb(package: str) -> Path:
 
 
 def build_demo_root(image: Image, dest: Path) -> None:
-    """Build the demo root into `dest` (replaced as a whole when done)."""
+    """Build the demo root into `dest` (replaced as a whole when done).
+
+    Under umask 022 whatever the caller's: the modes of the directories made
+    here (and by dpkg-deb and depmod) go into the image archive, which must
+    not depend on who built it.
+    """
+    old = os.umask(0o022)
+    try:
+        _build_demo_root(image, dest)
+    finally:
+        os.umask(old)
+
+
+def _build_demo_root(image: Image, dest: Path) -> None:
     kernel_pkg = _resolve(image.kernel_package)
     busybox_deb = fetch_deb("busybox-static")
     kernel_deb = fetch_deb(kernel_pkg)

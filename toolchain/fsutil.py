@@ -3,12 +3,62 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from .errors import WWError
+
+# Write failures the build cannot work around, and what the user can do. The
+# files being served are never touched by a failed write (atomic_open), so
+# each hint can say the previous output still serves.
+_SERVING = "the files being served are unchanged"
+WRITE_HINTS = {
+    errno.ENOSPC: f"free space on the file system of output/, then build again; {_SERVING}",
+    errno.EDQUOT: f"free space within your disk quota, then build again; {_SERVING}",
+    errno.EROFS: f"output/ is on a read-only file system: mount it read-write, then build again; {_SERVING}",
+    errno.EACCES: f"build as the owner of output/ or fix its permissions (chown/chmod), then build again; "
+                  f"{_SERVING}",
+    errno.EPERM: f"the file or its directory may be immutable (lsattr; chattr -i) or owned by someone "
+                 f"else; {_SERVING}",
+}
+
+
+def write_error(exc: OSError, path: Path | str | None = None) -> WWError | None:
+    """A clear WWError for a file operation that failed for want of space or
+    permission, else None.
+
+    The file named is `path` when given (a write() to an open file does not
+    carry its name, and a temporary file's name means nothing to a user), else
+    the one the system call was about.
+    """
+    if exc.errno not in WRITE_HINTS:
+        return None
+    file = path if path is not None else exc.filename
+    what = os.strerror(exc.errno).lower()
+    return WWError(f"cannot write {file}: {what}" if file is not None else f"cannot write: {what}",
+                   hint=WRITE_HINTS[exc.errno])
+
+
+def make_dirs(path: Path, mode: int = 0o755) -> None:
+    """`mkdir -p`, each directory it creates `mode` whatever the umask.
+
+    nginx and the TFTP server run as other users: under a umask of 077 a plain
+    mkdir would make output/ and everything under it unreadable to them (files
+    get their mode explicitly, see atomic_open).
+    """
+    if path.is_dir():
+        return
+    make_dirs(path.parent, mode)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    os.chmod(path, mode)
 
 
 @contextlib.contextmanager
@@ -20,8 +70,11 @@ def atomic_open(path: Path, mode: int = 0o644, gid: int | None = None) -> Iterat
     0600 and gets `mode` (and group `gid`) only when complete, so a secret is
     never readable by others, not even while it is written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        make_dirs(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise (write_error(exc, path) or exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -30,9 +83,12 @@ def atomic_open(path: Path, mode: int = 0o644, gid: int | None = None) -> Iterat
                 os.fchown(f.fileno(), -1, gid)
             os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        # Not an error about another file (a source being read): that one names itself.
+        if isinstance(exc, OSError) and exc.filename in (None, tmp) and (err := write_error(exc, path)):
+            raise err from None
         raise
 
 

@@ -39,11 +39,13 @@ def _load(state: Path) -> dict[str, Any]:
 
 
 def collect(http: Path, named: set[str], state: Path, grace: float,
-            scan: Callable[[], Iterable[str]], now: float | None = None) -> GcResult:
+            scan: Callable[[], Iterable[str]], written: Iterable[str] = (),
+            now: float | None = None) -> GcResult:
     """Record files no longer named and remove those unnamed for `grace` seconds.
 
     The files to look at are those the last build named and this one does not,
-    plus those already waiting; `scan()` (a walk of the served tree, which also
+    plus those already waiting and those builds `written` since the last
+    collection (a killed build may have left them unnamed); `scan()` (a walk of the served tree, which also
     finds temporary files of killed builds) runs only on the first collection
     and once per grace period, so that a one-node change does not walk 10,000
     directories.
@@ -56,7 +58,7 @@ def collect(http: Path, named: set[str], state: Path, grace: float,
         candidates = set(scan())
         scanned = now
     else:
-        candidates = (set(before) - named) | set(since)
+        candidates = (set(before) - named) | set(since) | set(written)
         scanned = float(doc.get("scanned", 0))
     keep: dict[str, float] = {}
     removed: list[str] = []

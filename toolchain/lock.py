@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from .errors import report
+from .fsutil import make_dirs, write_error
+
 _held: list[TextIO] = []
 
 
@@ -19,8 +22,14 @@ def acquire(out: Path, wait: bool = True) -> None:
     """
     if _held:
         return
-    out.mkdir(parents=True, exist_ok=True)
-    f = (out / ".lock").open("a+")
+    try:
+        make_dirs(out)
+        f = (out / ".lock").open("a+")
+    except OSError as exc:
+        # An output/ the build cannot write: say so before doit tries its store there.
+        if (err := write_error(exc, out.absolute() / ".lock")) is None:
+            raise
+        sys.exit(report(err))
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

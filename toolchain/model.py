@@ -22,7 +22,7 @@ from .overlay import overlay_dirs
 from .reader import Reader, Tree, Val, flatten, instantiate, merge, plain
 from .schema import NAME, as_map, as_name, as_str
 from .spec import NODE, DhcpBackend
-from .yamlsrc import YMap, YNode, load_file
+from .yamlsrc import YMap, YNode, YScalar, load_file
 
 IPXE_TEMPLATES = Path(__file__).parent / "templates" / "ipxe"
 
@@ -300,6 +300,10 @@ class _Loader:
             if isinstance(root, YMap):
                 self.error("the cluster file has no `head` section", root.loc,
                            "add head: {ip: ..., network: ...}")
+            return None
+        if isinstance(raw, YScalar) and raw.kind == "null":
+            # `head:` with nothing under it: the reader takes an empty value as unset.
+            self.error("the `head` section is empty", raw.loc, "add ip: and network: under head")
             return None
         if not isinstance(raw, YMap) or tree is None:
             return None  # the reader said what is wrong with it

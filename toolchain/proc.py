@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import shlex
 import subprocess
@@ -9,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .errors import WWError
+from .fsutil import WRITE_HINTS
 
 log = logging.getLogger("wwstatic")
 
@@ -54,6 +56,8 @@ def run(
                         returncode=None, stderr=err) from None
     if done.returncode != 0:
         tail = (done.stderr or "").strip().splitlines()[-5:]
+        if not hint and "No space left on device" in (done.stderr or ""):
+            hint = WRITE_HINTS[errno.ENOSPC]
         raise ProcError(
             f"{shlex.join(args)} failed with exit code {done.returncode}"
             + ("".join(f"\n  | {line}" for line in tail)),

@@ -91,6 +91,10 @@ def publish(cluster: Cluster, plan: Plan, http: Path, state: Path, node_keys: Ma
         done: dict[str, str] = json.loads(state.read_text())
     except (FileNotFoundError, ValueError):
         done = {}
+    # The state says which node pointers are current only until one is rewritten:
+    # a build killed half-way through the loop below (then an edit undone) must not
+    # skip a node whose pointers it already rewrote. It is written again at the end.
+    state.unlink(missing_ok=True)
     sums = _Sums(http)
     changed = 0
     for group in plan.groups.values():

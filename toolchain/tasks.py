@@ -11,7 +11,6 @@ cluster.yaml reaches tasks as text whose digest `config_changed` compares.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -27,11 +26,11 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from . import cache as model_cache
-from . import debootstrap, demo, dhcp, gc, generate, iso, layout, lock, overlay, split
+from . import debootstrap, demo, dhcp, doitdb, gc, generate, iso, layout, lock, overlay, split
 from .archive import Compression, is_secret, write_cpio
 from .errors import WWError, report
 from .fingerprint import code_digest, digest, image_code
-from .fsutil import copy_atomic, publish_mode, write_atomic
+from .fsutil import copy_atomic, make_dirs, publish_mode, write_atomic, write_error
 from .image import DigestCache, Source, build, fingerprint
 from .model import Cluster, Image
 from .plan import Plan, cluster_key, make_plan, node_context
@@ -61,9 +60,10 @@ DOIT_CONFIG = {
 
 # doit opens its dependency store in output/ before any task runs, and two
 # builds at once would race on it and on the pointers: take the lock first.
-Path("output").mkdir(exist_ok=True)
+make_dirs(Path("output"))
 if Path("cluster.yaml").exists():
     lock.acquire(Path("output"), wait=os.environ.get("WWSTATIC_LOCK_WAIT", "1") != "0")
+doitdb.install()
 
 IPXE_DIR = Path("/usr/lib/ipxe")
 # First-stage iPXE binaries for the TFTP tree, by the name DHCP hands out.
@@ -107,34 +107,72 @@ def _digest(*parts: str) -> str:
 
 
 def _action(fn: Callable[..., None], *args: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-    """A doit python-action that turns a WWError into a clean task failure."""
+    """A doit python-action that turns a WWError into a clean task failure.
+
+    So does a full, read-only or forbidden output/ (the file, and a hint);
+    other OSErrors are bugs and keep their traceback.
+    """
     def run(*a: Any) -> TaskFailed | None:
         try:
             fn(*a)
         except WWError as err:
             print(f"wwstatic: {err}", file=sys.stderr)
+            doitdb.task_failed(str(err))
             return TaskFailed(str(err))
+        except OSError as exc:
+            if (clear := write_error(exc)) is None:
+                raise
+            print(f"wwstatic: {clear}", file=sys.stderr)
+            doitdb.task_failed(str(clear))
+            return TaskFailed(str(clear))
         return None
     run.__name__ = fn.__name__
     return (run, args)
 
 
+def _has(path: Path, data: bytes) -> Callable[..., bool]:
+    """An uptodate check: does `path` hold `data`?
+
+    Asked of the file itself, not of doit's store: a build killed after the
+    write but before doit saved its store, followed by an edit undone, would
+    otherwise leave the killed build's text in place as up to date.
+    """
+    def check(task: object, values: dict[str, Any]) -> bool:
+        try:
+            return path.read_bytes() == data
+        except OSError:
+            return False
+    return check
+
+
 def _text_task(name: str, path: Path, render: Callable[[], str], key: str, doc: str) -> Task:
     """A file rendered from the cluster; `key` is a digest of everything `render` reads,
-    so that a build with no change does not render a 10,000-node file to compare it."""
+    so that a build with no change does not render a 10,000-node file to compare it.
+
+    The key is kept in a stamp beside the build state, removed before the file
+    is written and written after it: a build killed in between leaves no stamp,
+    so the next build writes the file again (doit's own store is saved only at
+    the end of a run, so a killed run and an undone edit could fool it).
+    """
+    stamp = project().state / "text" / f"{path.name}.key"
+
     def write() -> None:
+        stamp.unlink(missing_ok=True)
         text = render().encode()
-        with contextlib.suppress(FileNotFoundError):
-            if path.read_bytes() == text:
-                return  # inputs changed, but not this file: keep it (and its mtime)
-        write_atomic(path, text)
+        try:
+            same = path.read_bytes() == text
+        except FileNotFoundError:
+            same = False
+        if not same:  # inputs changed, but maybe not this file: then keep it (and its mtime)
+            write_atomic(path, text)
+        write_atomic(stamp, key + "\n")
     write.__name__ = f"write {path.name}"
     return {
         "name": name,
         "doc": doc,
         "actions": [_action(write)],
         "targets": [path],
-        "uptodate": [config_changed(key)],
+        "uptodate": [_has(stamp, f"{key}\n".encode()), lambda task, values: path.exists()],
         "clean": True,
     }
 
@@ -198,13 +236,16 @@ def _root_stamp(p: Project, img: Image) -> Path:
     return p.out / "work" / "images" / img.name / "rootfs.done"
 
 
-def _build_root(p: Project, img: Image) -> None:
+def _build_root(p: Project, img: Image, key: str) -> None:
+    # The root is replaced in place: a build killed half-way must not leave the
+    # old stamp beside a half-new (or no) root, or the next build would trust it.
+    _root_stamp(p, img).unlink(missing_ok=True)
     if img.builder == "demo":
         demo.build_demo_root(img, _demo_root(p, img.name))
     else:
         assert img.debootstrap is not None
         debootstrap.build_root(img.debootstrap)
-    write_atomic(_root_stamp(p, img), _image_spec(img) + "\n")
+    write_atomic(_root_stamp(p, img), key + "\n")
 
 
 def task_demo() -> Iterator[Task]:
@@ -225,9 +266,11 @@ def task_demo() -> Iterator[Task]:
         yield {
             "name": img.name,
             "doc": f"build the root of {img.builder} image {img.name}",
-            "actions": [_action(_build_root, p, img)],
+            # The stamp names the recipe of the root beside it: a root rebuilt by a
+            # killed build (doit's store unsaved) is not taken for another recipe's.
+            "actions": [_action(_build_root, p, img, _digest(spec))],
             "targets": [_root_stamp(p, img)],
-            "uptodate": [config_changed(_digest(spec)), cached],
+            "uptodate": [_has(_root_stamp(p, img), f"{_digest(spec)}\n".encode()), cached],
             "clean": True,
         }
 
@@ -278,8 +321,31 @@ def _image_files(p: Project, img: Image) -> dict[str, Path]:
     return files
 
 
+def _gc_marker(p: Project) -> Path:
+    return p.state / "gc.pending"
+
+
+def _will_write(p: Project, *paths: Path | str) -> None:
+    """Note blobs about to be written, for gc to look at them.
+
+    A blob written by a build killed before its pointers, or named by an edit
+    undone before the next build, is unnamed without `referenced()` changing:
+    gc runs while this list exists, looks at the files it names, and removes it
+    once it has recorded every unnamed one.
+    """
+    marker = _gc_marker(p)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with marker.open("a") as f:
+            f.write("".join(f"{Path(path).relative_to(p.http).as_posix()}\n" for path in paths))
+    except OSError as exc:
+        # Say which blob could not be written: the list is ours, not the user's.
+        raise (write_error(exc, paths[0] if paths else marker) or exc) from None
+
+
 def _build_image(p: Project, img: Image) -> None:
     files = _image_files(p, img)
+    _will_write(p, *files.values())
     kernel_src = _source(p, p.cluster.images[img.kernel_from]) if img.kernel_from else None
     build(_source(p, img), image=files["image"], kernel=files["kernel"], name=img.name,
           exclude=img.exclude, compression=Compression(img.compression), version=img.kernel_version,
@@ -320,6 +386,7 @@ def _plan() -> Plan:
 
 
 def _build_shared(kind: str, names: tuple[str, ...], target: Path) -> None:
+    _will_write(project(), target)
     entries = list(_plan().sets[(kind, names)].shared_part.entries)
     mode, gid = publish_mode(is_secret(entries))
     write_cpio(entries, target, Compression.GZIP, mode=mode, gid=gid)
@@ -349,6 +416,7 @@ def _build_node(p: Project, name: str) -> None:
         target = p.http / blob.url
         if target.exists():
             continue   # named by its inputs: an existing blob has the right bytes
+        _will_write(p, target)
         oset = np.group.sets[kind]
         part = split.render(p.root, oset.names, oset.per_node, context, _env(), f"node {name}")
         entries = split.own(part, oset.shared_part)
@@ -383,8 +451,11 @@ def _pointer_base(p: Project) -> str:
                    repr(p.cluster.head), str(p.cluster.wwclient_interval), Path(p.cluster.path).name)
 
 
-def _publish(p: Project) -> None:
+def _publish(p: Project, key: str) -> None:
+    stamp = p.state / "published"
+    stamp.unlink(missing_ok=True)
     publish(p.cluster, _plan(), p.http, p.state / "pointers.json", p.node_keys, _pointer_base(p))
+    write_atomic(stamp, key + "\n")
 
 
 def task_publish() -> Task:
@@ -397,9 +468,13 @@ def task_publish() -> Task:
                   *(pointer_key(np, p.node_keys[n], base) for n, np in plan.nodes.items()))
     return {
         "doc": "iPXE scripts and wwclient manifests, written after every blob they name",
-        "actions": [_action(_publish, p)],
+        "actions": [_action(_publish, p, key)],
         "task_dep": ["image", "shared", "node"],
-        "uptodate": [config_changed(key)],
+        # Asked of a stamp written after the last pointer, not of doit's store: a
+        # build killed after publishing but before doit saved its store, then an
+        # edit undone, would leave pointers to the undone edit's blobs, which
+        # gc (following the plan) would remove after the grace period.
+        "uptodate": [_has(p.state / "published", f"{key}\n".encode())],
     }
 
 
@@ -409,13 +484,21 @@ def _grace() -> float:
 
 def _collect(p: Project) -> None:
     named = referenced(_plan())
+    marker = _gc_marker(p)
+    try:
+        written = marker.read_text().split()
+    except FileNotFoundError:
+        written = []
     result = gc.collect(p.http, named, p.state / "gc.json", _grace(),
-                        partial(served_files, p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)))
+                        partial(served_files, p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)), written)
+    marker.unlink(missing_ok=True)
     if result.removed:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
 
 
 def _gc_uptodate(task: object, values: dict[str, Any]) -> bool:
+    if _gc_marker(project()).exists():
+        return False
     due = gc.next_due(project().state / "gc.json", _grace())
     return due is None or due > time.time()
 

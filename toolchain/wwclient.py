@@ -114,6 +114,9 @@ def _load(data: bytes) -> dict[str, Any]:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Rejected(f"manifest is not JSON: {exc}") from None
+    except RecursionError:
+        # json.loads recurses once per bracket: a hostile manifest must not end wwclient.
+        raise Rejected("manifest is nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
         raise Rejected(f"manifest format is not {MANIFEST_FORMAT}")
     return doc

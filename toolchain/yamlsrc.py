@@ -69,6 +69,35 @@ def _loc(file: str, node: yaml.Node) -> Loc:
     return Loc(file, mark.line + 1, mark.column + 1)
 
 
+# Aliases let a few lines stand for a huge tree ("a billion laughs": ten lists of
+# ten aliases of the list before, nine deep, are 10**9 values). Beyond this many
+# values more than the document writes itself, it is refused, not expanded.
+MAX_ALIAS_VALUES = 1_000_000
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
+    """How many values `node` stands for with every alias expanded (each node counted once)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in active or isinstance(node, yaml.ScalarNode):
+        return 1   # a recursive alias: _convert reports it
+    active.add(id(node))
+    children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv]
+    total = 1 + sum(_expanded(n, sizes, active) for n in children)
+    active.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
+def _check_aliases(file: str, root: yaml.Node) -> None:
+    sizes: dict[int, int] = {}
+    total = _expanded(root, sizes, set())
+    if total > len(sizes) + MAX_ALIAS_VALUES:
+        raise WWError(f"YAML aliases expand to {total} values", loc=_loc(file, root),
+                      hint="anchors and aliases that repeat each other expand exponentially; "
+                           "write the values out or use profiles")
+
+
 def _convert(file: str, node: yaml.Node, active: set[int]) -> YNode:
     if isinstance(node, yaml.ScalarNode):
         tag = node.tag.removeprefix(_TAG)
@@ -145,9 +174,22 @@ def load_text(text: str, file: str) -> YNode:
                       hint="remove it or write it as an escape inside double quotes") from None
     except yaml.YAMLError as exc:
         raise WWError(f"YAML syntax: {exc}", loc=Loc(file, 1, 1)) from None
+    except RecursionError:
+        # PyYAML's composer recurses once per level of nesting.
+        raise WWError("YAML nested too deeply", loc=Loc(file, 1, 1),
+                      hint="a cluster definition needs a few levels of nesting, not hundreds") from None
     if root is None:
         return YMap((), Loc(file, 1, 1))
-    return _convert(file, root, set())
+    try:
+        _check_aliases(file, root)
+        top = _convert(file, root, set())
+    except RecursionError:
+        raise WWError("YAML nested too deeply", loc=_loc(file, root),
+                      hint="a cluster definition needs a few levels of nesting, not hundreds") from None
+    # A document of just `~` (or a lone tag) is as empty as no document at all.
+    if isinstance(top, YScalar) and top.kind == "null":
+        return YMap((), top.loc)
+    return top
 
 
 def load_file(path: Path) -> YNode:
