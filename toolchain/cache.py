@@ -27,18 +27,20 @@ def node_keys(cluster: Cluster) -> dict[str, str]:
     return {n.name: repr(n) for n in cluster.nodes}
 
 
-def load(path: Path, cache_dir: Path) -> Cluster:
-    """The resolved cluster; raises WWError like load_cluster."""
+def load(path: Path, cache_dir: Path) -> tuple[Cluster, dict[str, str]]:
+    """The resolved cluster and its node_keys(); raises WWError like load_cluster."""
     path = path.resolve()
     key = digest(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), code_digest("*.py"),
                  *sorted(known_overlays(path.parent)), *sorted(known_ipxe_templates()))
     cached = cache_dir / f"cluster-{key[:32]}.pickle"
-    with contextlib.suppress(FileNotFoundError, pickle.UnpicklingError, EOFError, AttributeError):
-        cluster = pickle.loads(cached.read_bytes())
-        if isinstance(cluster, Cluster):
-            return cluster
+    with contextlib.suppress(FileNotFoundError, pickle.UnpicklingError, EOFError, AttributeError,
+                             TypeError, ValueError):
+        cluster, keys = pickle.loads(cached.read_bytes())
+        if isinstance(cluster, Cluster) and isinstance(keys, dict):
+            return cluster, keys
     cluster = load_cluster(path)
+    keys = node_keys(cluster)
     for old in cache_dir.glob("cluster-*.pickle"):
         old.unlink(missing_ok=True)
-    write_atomic(cached, pickle.dumps(cluster, protocol=pickle.HIGHEST_PROTOCOL))
-    return cluster
+    write_atomic(cached, pickle.dumps((cluster, keys), protocol=pickle.HIGHEST_PROTOCOL))
+    return cluster, keys

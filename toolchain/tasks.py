@@ -96,10 +96,10 @@ def project() -> Project:
     """The project in the current directory; a bad cluster.yaml ends the run here."""
     root = Path.cwd()
     try:
-        cluster = model_cache.load(root / "cluster.yaml", root / "output" / ".state")
+        cluster, keys = model_cache.load(root / "cluster.yaml", root / "output" / ".state")
     except WWError as err:
         raise SystemExit(report(err)) from None
-    return Project(root, cluster, model_cache.node_keys(cluster))
+    return Project(root, cluster, keys)
 
 
 def _digest(*parts: str) -> str:
