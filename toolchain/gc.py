@@ -11,6 +11,7 @@ named again (a change undone) leaves the list.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -80,12 +81,45 @@ def collect(http: Path, named: set[str], state: Path, grace: float,
         while parent != http and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
-    write_atomic(state, json.dumps({"since": keep, "scanned": scanned, "named": sorted(named)},
-                                   sort_keys=True, separators=(",", ":")))
+    names = sorted(named)
+    write_atomic(state, json.dumps({"since": keep, "scanned": scanned, "named": names,
+                                    "key": named_key(names)}, sort_keys=True, separators=(",", ":")))
     return GcResult(len(keep), removed)
 
 
-def next_due(state: Path, grace: float) -> float | None:
-    """When the earliest pending file expires, or None if nothing is pending."""
-    since: dict[str, float] = _load(state).get("since", {})
-    return min(since.values()) + grace if since else None
+def unpend(state: Path, named: set[str]) -> None:
+    """Forget the waiting time of files about to be named again (call before pointers are written).
+
+    Otherwise a build killed between writing its pointers and collecting would
+    leave them waiting since an older build, and a later collection could remove
+    them before a node that read those pointers is done with them. They are kept
+    among the files last named, so a collection that finds them unnamed again
+    records them afresh, even if this build is killed before it publishes.
+    """
+    doc = _load(state)
+    since: dict[str, float] = doc.get("since", {})
+    again = [k for k in since if k in named]
+    if again:
+        doc["since"] = {k: v for k, v in since.items() if k not in named}
+        doc["named"] = sorted(set(doc.get("named", [])) | set(again))
+        doc.pop("key", None)
+        write_atomic(state, json.dumps(doc, sort_keys=True, separators=(",", ":")))
+
+
+def named_key(names: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+
+
+def up_to_date(state: Path, named: Iterable[str], grace: float, now: float | None = None) -> bool:
+    """Whether collecting now would change nothing: the same files are named as at the
+    last collection (asked of gc's own record, not of doit's store, which a killed
+    build may not have saved) and no waiting file is due."""
+    doc = _load(state)
+    if doc.get("key") != named_key(named):
+        return False
+    since: dict[str, float] = doc.get("since", {})
+    now = time.time() if now is None else now
+    return not since or min(since.values()) + grace > now
+
+
+

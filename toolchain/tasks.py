@@ -15,7 +15,6 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from functools import cache, partial
 from pathlib import Path
@@ -454,6 +453,7 @@ def _pointer_base(p: Project) -> str:
 def _publish(p: Project, key: str) -> None:
     stamp = p.state / "published"
     stamp.unlink(missing_ok=True)
+    gc.unpend(p.state / "gc.json", referenced(_plan()))
     publish(p.cluster, _plan(), p.http, p.state / "pointers.json", p.node_keys, _pointer_base(p))
     write_atomic(stamp, key + "\n")
 
@@ -496,22 +496,19 @@ def _collect(p: Project) -> None:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
 
 
-def _gc_uptodate(task: object, values: dict[str, Any]) -> bool:
-    if _gc_marker(project()).exists():
-        return False
-    due = gc.next_due(project().state / "gc.json", _grace())
-    return due is None or due > time.time()
-
-
 def task_gc() -> Task:
     """Remove served files no pointer names any more, after a grace period."""
     p = project()
     named = referenced(_plan())
+
+    def uptodate(task: object, values: dict[str, Any]) -> bool:
+        return not _gc_marker(p).exists() and gc.up_to_date(p.state / "gc.json", named, _grace())
+
     return {
         "doc": "remove files no pointer names, once unnamed for the grace period",
         "actions": [_action(_collect, p)],
         "task_dep": ["publish"],
-        "uptodate": [config_changed(_digest(*sorted(named))), _gc_uptodate],
+        "uptodate": [uptodate],
     }
 
 
