@@ -54,7 +54,7 @@ def collect(http: Path, named: set[str], state: Path, grace: float,
     now = time.time() if now is None else now
     doc = _load(state)
     since: dict[str, float] = doc.get("since", {})
-    before = doc.get("named")
+    before = _load_named(state)
     if before is None or now - float(doc.get("scanned", 0)) >= grace:
         candidates = set(scan())
         scanned = now
@@ -82,9 +82,30 @@ def collect(http: Path, named: set[str], state: Path, grace: float,
             parent.rmdir()
             parent = parent.parent
     names = sorted(named)
-    write_atomic(state, json.dumps({"since": keep, "scanned": scanned, "named": names,
-                                    "key": named_key(names)}, sort_keys=True, separators=(",", ":")))
+    # Killed between these writes, the next collection looks at more files, never fewer.
+    _summary(state).unlink(missing_ok=True)
+    write_atomic(state, json.dumps({"since": keep, "scanned": scanned}, sort_keys=True, indent=0))
+    write_atomic(_named(state), "".join(f"{n}\n" for n in names))
+    # What up_to_date() reads, small: the full record of 10,000 nodes takes a while to load.
+    write_atomic(_summary(state), json.dumps({"key": named_key(names),
+                                              "first": min(keep.values()) if keep else None}))
     return GcResult(len(keep), removed)
+
+
+def _summary(state: Path) -> Path:
+    return state.with_name(state.name + ".summary")
+
+
+def _named(state: Path) -> Path:
+    # One path a line, not JSON: 40,000 names at 10,000 nodes load in milliseconds.
+    return state.with_name(state.name + ".named")
+
+
+def _load_named(state: Path) -> set[str] | None:
+    try:
+        return set(_named(state).read_text().split("\n")) - {""}
+    except FileNotFoundError:
+        return None
 
 
 def unpend(state: Path, named: set[str]) -> None:
@@ -96,14 +117,18 @@ def unpend(state: Path, named: set[str]) -> None:
     among the files last named, so a collection that finds them unnamed again
     records them afresh, even if this build is killed before it publishes.
     """
+    summary = _load(_summary(state))
+    if summary and summary.get("first") is None:
+        return  # nothing waits: nothing to forget (and no need to read the whole record)
     doc = _load(state)
     since: dict[str, float] = doc.get("since", {})
     again = [k for k in since if k in named]
     if again:
+        _summary(state).unlink(missing_ok=True)  # makes the next build collect
+        with _named(state).open("a") as f:
+            f.write("".join(f"{k}\n" for k in again))
         doc["since"] = {k: v for k, v in since.items() if k not in named}
-        doc["named"] = sorted(set(doc.get("named", [])) | set(again))
-        doc.pop("key", None)
-        write_atomic(state, json.dumps(doc, sort_keys=True, separators=(",", ":")))
+        write_atomic(state, json.dumps(doc, sort_keys=True, indent=0))
 
 
 def named_key(names: Iterable[str]) -> str:
@@ -114,12 +139,12 @@ def up_to_date(state: Path, named: Iterable[str], grace: float, now: float | Non
     """Whether collecting now would change nothing: the same files are named as at the
     last collection (asked of gc's own record, not of doit's store, which a killed
     build may not have saved) and no waiting file is due."""
-    doc = _load(state)
+    doc = _load(_summary(state))
     if doc.get("key") != named_key(named):
         return False
-    since: dict[str, float] = doc.get("since", {})
     now = time.time() if now is None else now
-    return not since or min(since.values()) + grace > now
+    first = doc.get("first")
+    return first is None or float(first) + grace > now
 
 
 

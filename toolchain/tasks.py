@@ -384,6 +384,12 @@ def _plan() -> Plan:
         raise SystemExit(report(err)) from None
 
 
+@cache
+def _referenced() -> set[str]:
+    """Every served file the current pointers name (for gc), computed once per run."""
+    return referenced(_plan())
+
+
 def _build_shared(kind: str, names: tuple[str, ...], target: Path) -> None:
     _will_write(project(), target)
     entries = list(_plan().sets[(kind, names)].shared_part.entries)
@@ -453,7 +459,7 @@ def _pointer_base(p: Project) -> str:
 def _publish(p: Project, key: str) -> None:
     stamp = p.state / "published"
     stamp.unlink(missing_ok=True)
-    gc.unpend(p.state / "gc.json", referenced(_plan()))
+    gc.unpend(p.state / "gc.json", _referenced())
     publish(p.cluster, _plan(), p.http, p.state / "pointers.json", p.node_keys, _pointer_base(p))
     write_atomic(stamp, key + "\n")
 
@@ -483,7 +489,7 @@ def _grace() -> float:
 
 
 def _collect(p: Project) -> None:
-    named = referenced(_plan())
+    named = _referenced()
     marker = _gc_marker(p)
     try:
         written = marker.read_text().split()
@@ -499,7 +505,7 @@ def _collect(p: Project) -> None:
 def task_gc() -> Task:
     """Remove served files no pointer names any more, after a grace period."""
     p = project()
-    named = referenced(_plan())
+    named = _referenced()
 
     def uptodate(task: object, values: dict[str, Any]) -> bool:
         return not _gc_marker(p).exists() and gc.up_to_date(p.state / "gc.json", named, _grace())
