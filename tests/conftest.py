@@ -6,8 +6,9 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -46,21 +47,33 @@ def make_project(dest: Path, edit: object = None) -> Path:
     return dest
 
 
+def boot_project(dest: Path, edit: Callable[[dict[str, Any]], None] | None = None,
+                 prepare: Callable[[Path], None] | None = None, poweroff: bool = True) -> Path:
+    """A copy of the shipped project for boot tests, built.
+
+    nginx logs (in wwstatic's format) to `dest/access.log`; with `poweroff`, the
+    demo image's nodes power off once booted. `edit` changes cluster.yaml's
+    data after that, and `prepare(project)` adds files before the build.
+    """
+    def edit_all(data: dict[str, Any]) -> None:
+        data["head"]["access_log"] = str(dest / "access.log")
+        if poweroff:
+            data["profiles"]["default"]["kernel"]["args"] += ["wwstatic.demo=poweroff", "panic=5"]
+        if edit is not None:
+            edit(data)
+
+    project = make_project(dest, edit_all)
+    if prepare is not None:
+        prepare(project)
+    done = run_doit(project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return project
+
+
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The shipped demo, built, with nodes told to power off once booted."""
-    dest = tmp_path_factory.mktemp("demo")
-
-    def edit(data: dict[str, object]) -> None:
-        profile = data["profiles"]["default"]  # type: ignore[index]
-        profile["kernel"]["args"] += ["wwstatic.demo=poweroff", "panic=5"]
-        # The generated nginx server block logs here (in wwstatic's format).
-        data["head"]["access_log"] = str(dest / "access.log")  # type: ignore[index]
-
-    project = make_project(dest, edit)
-    done = run_doit(project)
-    assert done.returncode == 0, done.stdout + done.stderr
-    yield project
+    yield boot_project(tmp_path_factory.mktemp("demo"))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

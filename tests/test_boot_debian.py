@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BOOT_TIMES, make_project, run_doit
+from tests.conftest import BOOT_TIMES, boot_project
 from tests.netboot import Boot, Firmware, NetLab, running_lab
 
 pytestmark = [pytest.mark.boot, pytest.mark.slow_image]
@@ -114,11 +114,7 @@ def debian_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         profile["runtime_overlays"] = ["hosts"]
         data["nodes"]["n[01-04]"]["resources"] = {"fstab": [SCRATCH]}
 
-    project = make_project(tmp_path_factory.mktemp("debian"), edit)
-    write_probe(project)
-    done = run_doit(project)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return project
+    return boot_project(tmp_path_factory.mktemp("debian"), edit, write_probe)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BOOT_TIMES, make_project, run_doit
+from tests.conftest import BOOT_TIMES, boot_project
 from tests.netboot import Firmware, NetLab, running_lab
 
 pytestmark = pytest.mark.boot
@@ -33,19 +33,17 @@ echo "probe: fstab $(grep -w nfs /etc/fstab | cut -f1,2 | tr '\\t' ' ')"
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     def edit(data: dict[str, Any]) -> None:
         profile = data["profiles"]["default"]
-        profile["kernel"]["args"] += ["wwstatic.demo=poweroff", "panic=5"]
         profile["root"] = "tmpfs"
         profile["system_overlays"] += ["issue", "fstab", "ssh.host_keys", "probe"]
         data["ssh"] = {"key_types": ["ed25519"]}
         data["nfs"] = {"exports": [{"path": "/home"}]}
 
-    project = make_project(tmp_path_factory.mktemp("ovboot") / "site", edit)
-    probe = project / "overlays" / "probe" / "rootfs" / "warewulf" / "init.d" / "99-probe"
-    probe.parent.mkdir(parents=True)
-    probe.write_text(PROBE)
-    done = run_doit(project)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return project
+    def add_probe(project: Path) -> None:
+        probe = project / "overlays" / "probe" / "rootfs" / "warewulf" / "init.d" / "99-probe"
+        probe.parent.mkdir(parents=True)
+        probe.write_text(PROBE)
+
+    return boot_project(tmp_path_factory.mktemp("ovboot") / "site", edit, add_probe)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from typing import Any
 import pycdlib
 import pytest
 
-from tests.conftest import BOOT_TIMES, REPO, make_project, pointed, run_doit
+from tests.conftest import BOOT_TIMES, REPO, boot_project, make_project, pointed, run_doit
 from tests.netboot import Firmware, NetLab, running_lab
 from toolchain import iso
 from toolchain.errors import WWError
@@ -205,12 +205,7 @@ def test_missing_loader_names_its_package(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.fixture(scope="module")
 def iso_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo with poweroff, and n04 asking for a standalone ISO."""
-    dest = tmp_path_factory.mktemp("iso")
-
     def edit(data: dict[str, Any]) -> None:
-        data["head"]["access_log"] = str(dest / "access.log")
-        profile = data["profiles"]["default"]
-        profile["kernel"]["args"] += ["wwstatic.demo=poweroff", "panic=5"]
         group = data["nodes"].pop("n[01-04]")
         macs = group["network"]["default"]["mac"]
         group["network"]["default"]["mac"] = macs[:3]
@@ -218,10 +213,7 @@ def iso_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         data["nodes"]["n04"] = {"profiles": ["default"], "standalone_iso": True,
                                 "network": {"default": {"ip": "10.99.0.14", "mac": macs[3]}}}
 
-    project = make_project(dest, edit)
-    done = run_doit(project)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return project
+    return boot_project(tmp_path_factory.mktemp("iso"), edit)
 
 
 def test_tasks_build_network_iso_and_opted_in_node_isos(iso_project: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_project, pointed, run_doit
+from tests.conftest import boot_project, pointed, run_doit
 from tests.netboot import Firmware, NetLab, running_lab
 from tests.pyimage import add_python
 from toolchain import layout
@@ -51,7 +51,6 @@ def project(demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     add_python(pyroot)
 
     def edit(data: dict[str, Any]) -> None:
-        data["head"]["access_log"] = str(work / "access.log")
         data["images"] = {"pydemo": {"root": str(pyroot), "exclude": ["/boot/*"]}}
         data["wwclient"] = {"interval": INTERVAL}
         profile = data["profiles"]["default"]
@@ -59,11 +58,8 @@ def project(demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         profile["system_overlays"] = [*profile["system_overlays"], "wwclient"]
         profile["runtime_overlays"] = [*profile["runtime_overlays"], "wwtest"]
 
-    proj = make_project(work / "project", edit)
-    overlay_files(proj, {"keep": "kept\n", "change": "before\n", "remove": "to be removed\n"})
-    done = run_doit(proj)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return proj
+    return boot_project(work / "project", edit, poweroff=False, prepare=lambda proj: overlay_files(
+        proj, {"keep": "kept\n", "change": "before\n", "remove": "to be removed\n"}))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +106,7 @@ def test_booted_node_applies_a_changed_overlay(project: Path, net: NetLab) -> No
         net.stop(proc)
     # The node polled from its own address and nginx answered it (wwstatic's log format:
     # tag, time, client, status, bytes, URI asked for, URI served, user agent).
-    access = [line.split("\t") for line in (project.parent / "access.log").read_text().splitlines()]
+    access = [line.split("\t") for line in (project / "access.log").read_text().splitlines()]
     assert any(f[2] == IP and f[5] == f"/{layout.manifest_url(NODE)}" and f[3] == "200" for f in access), \
         access[-20:]
 

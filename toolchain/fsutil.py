@@ -99,6 +99,19 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o644, gid: int | No
         f.write(data)
 
 
+def write_if_changed(path: Path, data: bytes | str) -> bool:
+    """write_atomic() unless `path` already holds `data` (its mtime then stays); True if written."""
+    if isinstance(data, str):
+        data = data.encode()
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data)
+    return True
+
+
 def copy_atomic(src: Path, dst: Path, mode: int = 0o644) -> None:
     """Copy a file's bytes (following symlinks) atomically."""
     with src.open("rb") as fin, atomic_open(dst, mode) as fout:

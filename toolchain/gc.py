@@ -87,7 +87,7 @@ def collect(http: Path, named: set[str], state: Path, grace: float,
     write_atomic(state, json.dumps({"since": keep, "scanned": scanned}, sort_keys=True, indent=0))
     write_atomic(_named(state), "".join(f"{n}\n" for n in names))
     # What up_to_date() reads, small: the full record of 10,000 nodes takes a while to load.
-    write_atomic(_summary(state), json.dumps({"key": named_key(names),
+    write_atomic(_summary(state), json.dumps({"key": _sorted_key(names),
                                               "first": min(keep.values()) if keep else None}))
     return GcResult(len(keep), removed)
 
@@ -131,8 +131,12 @@ def unpend(state: Path, named: set[str]) -> None:
         write_atomic(state, json.dumps(doc, sort_keys=True, indent=0))
 
 
+def _sorted_key(names: list[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
 def named_key(names: Iterable[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+    return _sorted_key(sorted(names))
 
 
 def up_to_date(state: Path, named: Iterable[str], grace: float, now: float | None = None) -> bool:
@@ -147,4 +151,10 @@ def up_to_date(state: Path, named: Iterable[str], grace: float, now: float | Non
     return first is None or float(first) + grace > now
 
 
-
+def served_files(http: Path, dirs: Iterable[str]) -> Iterable[str]:
+    """Files under the given directories of output/http, relative to it."""
+    for top in dirs:
+        for dirpath, _dirnames, filenames in os.walk(http / top):
+            rel = Path(dirpath).relative_to(http).as_posix()
+            for f in filenames:
+                yield f"{rel}/{f}"

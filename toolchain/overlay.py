@@ -262,14 +262,3 @@ def preview(project: Path, names: tuple[str, ...], path: str, context: Mapping[s
                 if e.path == rel:
                     return e, rel in one.secrets
     return None
-
-
-def source_files(project: Path, names: tuple[str, ...]) -> list[Path]:
-    """The files whose change must rebuild an overlay of these names."""
-    out = []
-    for n in names:
-        root = find_overlay(n, project)
-        out += [s.path for s in list_sources(root) if s.kind in ("file", "template")]
-        if (root.parent / MANIFEST).exists():
-            out.append(root.parent / MANIFEST)
-    return out

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from . import generate, layout
 from .fingerprint import digest
-from .fsutil import write_atomic
+from .fsutil import write_atomic, write_if_changed
 from .model import Cluster
 from .plan import Blob, Group, NodePlan, Plan
 
@@ -73,17 +72,6 @@ def node_manifest(cluster: Cluster, np: NodePlan, sums: _Sums) -> str:
                   "interval": cluster.wwclient_interval, "layers": layers})
 
 
-def _write_if_changed(path: Path, text: str) -> bool:
-    data = text.encode()
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    write_atomic(path, data)
-    return True
-
-
 def publish(cluster: Cluster, plan: Plan, http: Path, state: Path, node_keys: Mapping[str, str],
             base_key: str) -> int:
     """Write the group pointers, then each node's whose inputs changed; return files changed."""
@@ -98,8 +86,8 @@ def publish(cluster: Cluster, plan: Plan, http: Path, state: Path, node_keys: Ma
     sums = _Sums(http)
     changed = 0
     for group in plan.groups.values():
-        changed += _write_if_changed(http / group.script_url, generate.group_ipxe(cluster, group))
-        changed += _write_if_changed(http / group.manifest_url, group_manifest(group, sums))
+        changed += write_if_changed(http / group.script_url, generate.group_ipxe(cluster, group))
+        changed += write_if_changed(http / group.manifest_url, group_manifest(group, sums))
     now: dict[str, str] = {}
     for name, np in plan.nodes.items():
         key = now[name] = pointer_key(np, node_keys[name], base_key)
@@ -107,9 +95,9 @@ def publish(cluster: Cluster, plan: Plan, http: Path, state: Path, node_keys: Ma
             continue
         # A discoverable node with no MAC yet has no script (`wwstatic discover --assign`).
         if np.node.bootable:
-            changed += _write_if_changed(http / layout.ipxe_path(np.node), generate.node_ipxe(cluster, np))
-        changed += _write_if_changed(http / layout.manifest_url(name), node_manifest(cluster, np, sums))
-    changed += _write_if_changed(http / layout.UNKNOWN_IPXE, generate.unknown_ipxe(cluster))
+            changed += write_if_changed(http / layout.ipxe_path(np.node), generate.node_ipxe(cluster, np))
+        changed += write_if_changed(http / layout.manifest_url(name), node_manifest(cluster, np, sums))
+    changed += write_if_changed(http / layout.UNKNOWN_IPXE, generate.unknown_ipxe(cluster))
     write_atomic(state, json.dumps(now, sort_keys=True))
     return changed
 
@@ -128,12 +116,3 @@ def referenced(plan: Plan) -> set[str]:
     for blobs in plan.images.values():
         refs.update(b.url for b in (blobs.kernel, blobs.image, blobs.modules) if b)
     return refs
-
-
-def served_files(http: Path, dirs: Iterable[str]) -> Iterable[str]:
-    """Files under the given directories of output/http, relative to it."""
-    for top in dirs:
-        for dirpath, _dirnames, filenames in os.walk(http / top):
-            rel = Path(dirpath).relative_to(http).as_posix()
-            for f in filenames:
-                yield f"{rel}/{f}"

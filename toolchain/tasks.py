@@ -29,11 +29,11 @@ from . import debootstrap, demo, dhcp, doitdb, gc, generate, iso, layout, lock, 
 from .archive import Compression, is_secret, write_cpio
 from .errors import WWError, report
 from .fingerprint import code_digest, digest, image_code
-from .fsutil import copy_atomic, make_dirs, publish_mode, write_atomic, write_error
+from .fsutil import copy_atomic, make_dirs, publish_mode, write_atomic, write_error, write_if_changed
 from .image import DigestCache, Source, build, fingerprint
 from .model import Cluster, Image
 from .plan import Plan, cluster_key, make_plan, node_context
-from .publish import pointer_key, publish, referenced, served_files
+from .publish import pointer_key, publish, referenced
 
 __all__ = [
     "DOIT_CONFIG",
@@ -101,10 +101,6 @@ def project() -> Project:
     return Project(root, cluster, keys)
 
 
-def _digest(*parts: str) -> str:
-    return digest(*parts)
-
-
 def _action(fn: Callable[..., None], *args: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     """A doit python-action that turns a WWError into a clean task failure.
 
@@ -157,13 +153,7 @@ def _text_task(name: str, path: Path, render: Callable[[], str], key: str, doc: 
 
     def write() -> None:
         stamp.unlink(missing_ok=True)
-        text = render().encode()
-        try:
-            same = path.read_bytes() == text
-        except FileNotFoundError:
-            same = False
-        if not same:  # inputs changed, but maybe not this file: then keep it (and its mtime)
-            write_atomic(path, text)
+        write_if_changed(path, render())  # inputs changed, but maybe not this file
         write_atomic(stamp, key + "\n")
     write.__name__ = f"write {path.name}"
     return {
@@ -180,7 +170,7 @@ def _text_task(name: str, path: Path, render: Callable[[], str], key: str, doc: 
 def _cluster_text_key() -> str:
     """What files generated from the whole cluster read: every node, the settings, the code."""
     p = project()
-    return _digest(code_digest("generate.py", "dhcp/*.py", "templates/*", "model.py", "spec.py"),
+    return digest(code_digest("generate.py", "dhcp/*.py", "templates/*", "model.py", "spec.py"),
                    cluster_key(p.cluster), str(p.out), *p.node_keys.values())
 
 
@@ -267,9 +257,9 @@ def task_demo() -> Iterator[Task]:
             "doc": f"build the root of {img.builder} image {img.name}",
             # The stamp names the recipe of the root beside it: a root rebuilt by a
             # killed build (doit's store unsaved) is not taken for another recipe's.
-            "actions": [_action(_build_root, p, img, _digest(spec))],
+            "actions": [_action(_build_root, p, img, digest(spec))],
             "targets": [_root_stamp(p, img)],
-            "uptodate": [_has(_root_stamp(p, img), f"{_digest(spec)}\n".encode()), cached],
+            "uptodate": [_has(_root_stamp(p, img), f"{digest(spec)}\n".encode()), cached],
             "clean": True,
         }
 
@@ -308,7 +298,7 @@ def _image_keys() -> dict[str, str]:
                     raise SystemExit(report(err)) from None
             elif u.builder != "demo":
                 parts.append(fingerprint(_source(p, u), digests))
-        keys[img.name] = _digest(*parts)
+        keys[img.name] = digest(*parts)
     return keys
 
 
@@ -451,7 +441,7 @@ def task_node() -> Iterator[Task]:
 
 def _pointer_base(p: Project) -> str:
     """What every node's pointers depend on besides the node and its blobs."""
-    return _digest(code_digest("publish.py", "generate.py", "plan.py", "layout.py", "templates/ipxe/*",
+    return digest(code_digest("publish.py", "generate.py", "plan.py", "layout.py", "templates/ipxe/*",
                                "templates/*.ipxe.j2"),
                    repr(p.cluster.head), str(p.cluster.wwclient_interval), Path(p.cluster.path).name)
 
@@ -469,7 +459,7 @@ def task_publish() -> Task:
     p = project()
     plan = _plan()
     base = _pointer_base(p)
-    key = _digest(base, *(f"{g.id}\0{g.kernel.url}\0{g.image_blob.url}\0"
+    key = digest(base, *(f"{g.id}\0{g.kernel.url}\0{g.image_blob.url}\0"
                           + " ".join(b.url for _, _, b in g.initrds() if b) for g in plan.groups.values()),
                   *(pointer_key(np, p.node_keys[n], base) for n, np in plan.nodes.items()))
     return {
@@ -496,7 +486,7 @@ def _collect(p: Project) -> None:
     except FileNotFoundError:
         written = []
     result = gc.collect(p.http, named, p.state / "gc.json", _grace(),
-                        partial(served_files, p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)), written)
+                        partial(gc.served_files, p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)), written)
     marker.unlink(missing_ok=True)
     if result.removed:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
@@ -525,7 +515,7 @@ def task_dhcp() -> Iterator[Task]:
         chosen = " (dhcp.backend)" if backend is p.cluster.dhcp.backend else ""
         yield _text_task(name, p.out / "etc" / name,
                          partial(dhcp.config_text, backend, p.cluster, p.out / "tftp"),
-                         _digest(_cluster_text_key(), backend),
+                         digest(_cluster_text_key(), backend),
                          f"{backend} DHCP server configuration{chosen}")
 
 
@@ -534,7 +524,7 @@ def task_nginx() -> Iterator[Task]:
     p = project()
     yield _text_task("nginx.conf", p.out / "etc" / "nginx.conf",
                      partial(generate.nginx_conf, p.cluster, p.http),
-                     _digest(_cluster_text_key(), "nginx"), "nginx server block")
+                     digest(_cluster_text_key(), "nginx"), "nginx server block")
 
 
 # --- boot ISOs ----------------------------------------------------------------
@@ -558,7 +548,7 @@ def task_iso() -> Iterator[Task]:
         "actions": [_action(iso.network_iso, p.cluster.head.http, script, out / "network.iso")],
         "file_dep": _iso_deps("network"),
         "targets": [out / "network.iso"],
-        "uptodate": [config_changed(_digest(p.cluster.head.http, script))],
+        "uptodate": [config_changed(digest(p.cluster.head.http, script))],
         "clean": True,
     }
     # Opt-in per node (standalone_iso): each ISO carries a whole copy of the image,
