@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from resolve import cluster_yaml  # noqa: E402
 
-from toolchain import overlay  # noqa: E402
-from toolchain.model import load_cluster  # noqa: E402
-from toolchain.plan import node_context  # noqa: E402
+from toolchain.build.plan import node_context  # noqa: E402
+from toolchain.model.load import load_cluster  # noqa: E402
+from toolchain.overlay import render as overlay  # noqa: E402
 
 SITE_TEMPLATE = "# site settings of {{ node.name }}\nrole={{ node.tags.role }}\n"
 

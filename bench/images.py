@@ -30,11 +30,11 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from toolchain import debootstrap
 from toolchain.archive import Compression, write_cpio
-from toolchain.image import Source, build_image, open_tree
-from toolchain.model import Debootstrap
-from toolchain.tree import dir_fingerprint
+from toolchain.image import debootstrap
+from toolchain.image.builder import Source, build_image, open_tree
+from toolchain.image.tree import dir_fingerprint
+from toolchain.model.types import Debootstrap
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = debootstrap.cache_root().parent / "bench"

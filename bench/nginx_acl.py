@@ -22,8 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.resolve import cluster_yaml
-from toolchain import generate
-from toolchain.model import Cluster, load_cluster
+from toolchain.build import generate
+from toolchain.model.load import load_cluster
+from toolchain.model.types import Cluster
 
 MAIN = """\
 pid {d}/nginx.pid;

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from toolchain.model import load_cluster
+from toolchain.model.load import load_cluster
 
 RACK = 100
 

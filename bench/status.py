@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.resolve import cluster_yaml
-from toolchain import layout
-from toolchain.accesslog import Scan
-from toolchain.model import load_cluster
-from toolchain.status import render
+from toolchain.build import layout
+from toolchain.model.load import load_cluster
+from toolchain.ops.accesslog import Scan
+from toolchain.ops.status import render
 
 
 def write_log(path: Path, lines: int, cluster_nodes: list[tuple[str, str, str, str]]) -> None:

@@ -40,8 +40,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests import httpd
 from tests.httpd import file, folder, write_layer, write_manifest
-from toolchain import generate, wwclient
-from toolchain.model import load_cluster
+from toolchain.build import generate
+from toolchain.model.load import load_cluster
+from toolchain.node import wwclient
 
 
 def cluster_yaml(n: int, port: int, root: Path) -> str:

@@ -47,7 +47,7 @@ from pathlib import Path
 import yaml
 
 from tests import httpd
-from toolchain import wwclient
+from toolchain.node import wwclient
 
 REPO = Path(__file__).resolve().parent.parent
 NODES = [(f"n0{i}", f"52:54:00:99:00:1{i}", f"127.0.0.1{i}") for i in range(1, 5)]

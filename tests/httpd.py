@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolchain import wwclient
 from toolchain.archive import Compression, Entry, write_cpio
+from toolchain.node import wwclient
 
 LOG_FORMAT = '$remote_addr $status $bytes_sent $request_length "$request"'
 

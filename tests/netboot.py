@@ -40,8 +40,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from toolchain.dhcp import FILES as DHCP_FILES
-from toolchain.spec import DhcpBackend
+from toolchain.build.dhcp import FILES as DHCP_FILES
+from toolchain.model.spec import DhcpBackend
 
 HEAD_CIDR = "10.99.0.1/24"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from toolchain.demo import fetch_deb
+from toolchain.image.demo import fetch_deb
 
 DEBS = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
         "libc6", "zlib1g", "libexpat1")

@@ -12,7 +12,7 @@ import pytest
 
 from toolchain.archive import Compression, Entry, write_cpio
 from toolchain.errors import WWError
-from toolchain.image import build_image, find_kernel, walk_root
+from toolchain.image.builder import build_image, find_kernel, walk_root
 
 
 def read_back(path: Path) -> dict[str, dict[str, object]]:

@@ -18,10 +18,10 @@ import pytest
 
 from tests.conftest import BOOT_TIMES
 from tests.netboot import DHCP_ACK, Firmware, NetLab, Proc
-from toolchain import generate
-from toolchain.accesslog import Scan
-from toolchain.model import load_cluster
-from toolchain.spec import DhcpBackend
+from toolchain.build import generate
+from toolchain.model.load import load_cluster
+from toolchain.model.spec import DhcpBackend
+from toolchain.ops.accesslog import Scan
 
 pytestmark = pytest.mark.boot
 IPXE_ISO = Path("/usr/lib/ipxe/ipxe.iso")

@@ -200,7 +200,8 @@ def test_old_files_go_after_the_grace_period(tmp_path: Path) -> None:
 
 def test_a_second_build_waits_or_stops(built: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import os, sys, time; os.chdir(sys.argv[1]); import toolchain.tasks; print('held', flush=True); "
+        "import os, sys, time; os.chdir(sys.argv[1]); import toolchain.build.tasks; "
+        "print('held', flush=True); "
         "time.sleep(30)"), str(built)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

@@ -11,7 +11,7 @@ import jsonschema
 import yaml
 
 from tests.conftest import REPO
-from toolchain import spec
+from toolchain.model import spec
 
 
 def wwstatic(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

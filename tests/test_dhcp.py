@@ -10,10 +10,11 @@ import pytest
 
 from tests.conftest import REPO
 from tests.test_generate import check_golden
-from toolchain import dhcp
-from toolchain.dhcp.plan import FIRST_STAGES, ClientArch
-from toolchain.model import Cluster, load_cluster
-from toolchain.spec import DhcpBackend
+from toolchain.build import dhcp
+from toolchain.build.dhcp.plan import FIRST_STAGES, ClientArch
+from toolchain.model.load import load_cluster
+from toolchain.model.spec import DhcpBackend
+from toolchain.model.types import Cluster
 
 TFTP_ROOT = Path("/srv/wwstatic/output/tftp")
 BACKENDS = list(DhcpBackend)

@@ -20,9 +20,9 @@ import pytest
 
 from tests.conftest import REPO
 from tests.netboot import HERE, NetLab
-from toolchain import dhcp, generate
-from toolchain.model import load_cluster
-from toolchain.spec import DhcpBackend
+from toolchain.build import dhcp, generate
+from toolchain.model.load import load_cluster
+from toolchain.model.spec import DhcpBackend
 
 MAC = "52:54:00:99:00:14"   # n04
 IP = "10.99.0.14"

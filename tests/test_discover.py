@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from toolchain import dhcp, layout
-from toolchain.accesslog import Classifier, MacSeen, Scan, Stage
-from toolchain.discover import Binding, assign, edit, plan, waiting
+from toolchain.build import dhcp, layout
 from toolchain.errors import WWError
-from toolchain.model import Cluster, load_cluster
-from toolchain.spec import DhcpBackend
-from toolchain.status import render
+from toolchain.model.load import load_cluster
+from toolchain.model.spec import DhcpBackend
+from toolchain.model.types import Cluster
+from toolchain.ops.accesslog import Classifier, MacSeen, Scan, Stage
+from toolchain.ops.discover import Binding, assign, edit, plan, waiting
+from toolchain.ops.status import render
 
 HEAD = """\
 # site comment

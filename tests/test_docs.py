@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, pointed, run_doit
-from toolchain import layout, spec
-from toolchain.model import load_cluster
+from toolchain.build import layout
+from toolchain.model import spec
+from toolchain.model.load import load_cluster
 
 DOCS = REPO / "docs"
 EXAMPLES = sorted((DOCS / "examples").glob("*.yaml"))

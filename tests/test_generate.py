@@ -10,11 +10,12 @@ import pytest
 
 from tests.conftest import REPO
 from tests.netboot import nginx_main
-from toolchain import generate
-from toolchain.model import Cluster, load_cluster
-from toolchain.overlay import SourceFile
-from toolchain.plan import Blob, Group, NodePlan, OverlaySet
-from toolchain.split import Part, Source
+from toolchain.build import generate
+from toolchain.build.plan import Blob, Group, NodePlan, OverlaySet
+from toolchain.model.load import load_cluster
+from toolchain.model.types import Cluster
+from toolchain.overlay.render import SourceFile
+from toolchain.overlay.split import Part, Source
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -24,8 +24,8 @@ import pytest
 from toolchain import progress
 from toolchain.archive import Compression
 from toolchain.errors import WWError
-from toolchain.image import DigestCache, Source, build, fingerprint, open_tree
-from toolchain.tree import dir_fingerprint, matcher
+from toolchain.image.builder import DigestCache, Source, build, fingerprint, open_tree
+from toolchain.image.tree import dir_fingerprint, matcher
 
 KVER = "6.1.0-9-amd64"
 

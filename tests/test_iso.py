@@ -22,9 +22,10 @@ import pytest
 
 from tests.conftest import BOOT_TIMES, REPO, boot_project, make_project, pointed, run_doit
 from tests.netboot import Firmware, NetLab, running_lab
-from toolchain import iso
+from toolchain.build import iso
 from toolchain.errors import WWError
-from toolchain.model import Node, load_cluster
+from toolchain.model.load import load_cluster
+from toolchain.model.types import Node
 
 SCRIPT = "ipxe/${netX/mac:hexhyp}.ipxe"
 HTTP = "http://10.99.0.1"

@@ -1,4 +1,4 @@
-"""Unit tests of reading cluster.yaml: toolchain.yamlsrc, schema, reader and model.
+"""Unit tests of reading cluster.yaml: toolchain.model: yamlsrc, values, reader, load.
 
 Hermetic and root-free: each test writes its own YAML under tmp_path (or reads
 the shipped cluster.yaml). Error tests check the exact file:line:col against the
@@ -18,22 +18,13 @@ from typing import Any
 
 import pytest
 
-from toolchain import schema
 from toolchain.errors import Loc, WWError, WWErrors
-from toolchain.model import (
-    Cluster,
-    Dhcp,
-    Export,
-    Head,
-    Image,
-    Ipmi,
-    Kernel,
-    NetDev,
-    load_cluster,
-)
-from toolchain.reader import Tree, Val, apply_list, deep_merge, flatten, instantiate, merge, plain
-from toolchain.spec import NETDEV, NODE
-from toolchain.yamlsrc import YMap, YNode, YScalar, YSeq, kind_of, load_file, load_text
+from toolchain.model import values as schema
+from toolchain.model.load import load_cluster
+from toolchain.model.reader import Tree, Val, apply_list, deep_merge, flatten, instantiate, merge, plain
+from toolchain.model.spec import NETDEV, NODE
+from toolchain.model.types import Cluster, Dhcp, Export, Head, Image, Ipmi, Kernel, NetDev
+from toolchain.model.yamlsrc import YMap, YNode, YScalar, YSeq, kind_of, load_file, load_text
 
 REPO = Path(__file__).resolve().parent.parent
 

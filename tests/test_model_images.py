@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.test_model import errors_of, expect_error, load
-from toolchain import debootstrap
 from toolchain.errors import WWError
-from toolchain.model import DEBOOTSTRAP_EXCLUDES, Debootstrap, Image
+from toolchain.image import debootstrap
+from toolchain.model.types import DEBOOTSTRAP_EXCLUDES, Debootstrap, Image
 
 HEAD = "head:\n  ip: 10.0.0.1\n  network: 10.0.0.0/24\nimages:\n"  # images' first line is 5
 

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolchain import overlay, template_ext
 from toolchain.archive import Entry
-from toolchain.model import Cluster, load_cluster
+from toolchain.model.load import load_cluster
+from toolchain.model.types import Cluster
+from toolchain.overlay import functions
+from toolchain.overlay import render as overlay
+from toolchain.project import SHIPPED_OVERLAYS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "overlays"
 GOLDEN = Path(__file__).parent / "golden" / "overlays"
@@ -42,12 +45,12 @@ def cluster(project: Path) -> Cluster:
 
 
 def shipped() -> list[str]:
-    return sorted(p.parent.name for p in overlay.SHIPPED.glob("*/rootfs") if p.parent.name not in NOT_HERE)
+    return sorted(p.parent.name for p in SHIPPED_OVERLAYS.glob("*/rootfs") if p.parent.name not in NOT_HERE)
 
 
 def render(project: Path, cluster: Cluster, node: str, names: tuple[str, ...]) -> overlay.Layered:
     n = cluster.node(node)
-    return overlay.layer_all(project, names, template_ext.make_context(cluster, n),
+    return overlay.layer_all(project, names, functions.make_context(cluster, n),
                              overlay.make_env(project), f"node {node}")
 
 

@@ -27,11 +27,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from toolchain import wwclient
 from toolchain.errors import WWError
-from toolchain.model import Cluster, load_cluster
-from toolchain.reader import apply_list, deep_merge
-from toolchain.yamlsrc import load_text
+from toolchain.model.load import load_cluster
+from toolchain.model.reader import apply_list, deep_merge
+from toolchain.model.types import Cluster
+from toolchain.model.yamlsrc import load_text
+from toolchain.node import wwclient
 
 SHIPPED = (REPO / "cluster.yaml").read_text()
 LIMIT = 10   # seconds: an example this slow is a hang (they take milliseconds)

@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_project, pointed, run_doit
 from tests.crashlab import WRAP
-from toolchain import gc, wwclient
+from toolchain.build import gc
+from toolchain.node import wwclient
 
 MACS = [f"52-54-00-99-00-1{i}" for i in range(1, 5)]
 POINTERS = re.compile(r"^(ipxe/.*|groups/.*|nodes/[^/]+/runtime\.json)$")
@@ -190,7 +191,7 @@ def test_the_lock_is_not_inherited_by_programs_the_build_runs(tmp_path: Path) ->
     # and outlived a killed build, the next build would wait for it.
     project = make_project(tmp_path / "p")
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import os, subprocess, sys; os.chdir(sys.argv[1]); import toolchain.tasks; "
+        "import os, subprocess, sys; os.chdir(sys.argv[1]); import toolchain.build.tasks; "
         "child = subprocess.Popen(['sleep', '120']); print(child.pid, flush=True); "
         "os.kill(os.getpid(), 9)"), str(project)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None

@@ -24,8 +24,8 @@ import tftpy
 
 from tests.conftest import make_project, pointed, run_doit
 from tests.test_tftp import free_port
-from toolchain import layout
-from toolchain.model import load_cluster
+from toolchain.build import layout
+from toolchain.model.load import load_cluster
 
 UNKNOWN = "52:54:00:ee:00:01"
 

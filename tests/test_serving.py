@@ -16,8 +16,9 @@ import pytest
 
 from tests import httpd
 from tests.httpd import file, publish
-from toolchain import generate, layout, wwclient
-from toolchain.model import load_cluster
+from toolchain.build import generate, layout
+from toolchain.model.load import load_cluster
+from toolchain.node import wwclient
 
 CLUSTER = """\
 head: {{ip: 127.0.0.1, network: 127.0.0.0/24, http: "http://127.0.0.1:{port}"}}

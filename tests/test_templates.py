@@ -11,11 +11,12 @@ import pytest
 
 from tests.conftest import make_project, run_doit
 from tests.test_overlays import fixture_project
-from toolchain import overlay, template_ext
 from toolchain.cli import main
 from toolchain.errors import WWError
-from toolchain.model import load_cluster
-from toolchain.overlay_meta import load_manifest
+from toolchain.model.load import load_cluster
+from toolchain.overlay import functions as template_ext
+from toolchain.overlay import render as overlay
+from toolchain.overlay.manifest import load_manifest
 
 
 def site(project: Path, name: str, files: dict[str, str], manifest: str = "") -> None:
@@ -134,8 +135,8 @@ def test_node_dependent(project: Path) -> None:
 # --- strict errors ------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "line", "what"), [
-    ("ok\n{{ node.nosuchfield }}\n", 2, "template error for node n02: 'toolchain.model.Node object' has no "
-     "attribute 'nosuchfield'"),
+    ("ok\n{{ node.nosuchfield }}\n", 2, "template error for node n02: "
+     "'toolchain.model.types.Node object' has no attribute 'nosuchfield'"),
     ("ok\n\n{% if %}\n", 3, "template syntax"),
     ("{{ include_head('nope') }}", 1, "does not exist on the build host"),
     ("{{ include_image('etc/nope') }}", 1, "image fix has no file /etc/nope"),

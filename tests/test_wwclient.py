@@ -1,6 +1,6 @@
 """wwclient against a real nginx on loopback: applies, polls cheaply, refuses hostile input.
 
-wwclient runs as nodes run it: `python -I toolchain/wwclient.py ...` in a child
+wwclient runs as nodes run it: `python -I toolchain/node/wwclient.py ...` in a child
 process, here with --root pointing at a scratch tree. Each hostile case first
 applies a good overlay, then publishes a manifest whose first layer changes a
 file and whose second layer is bad: the bad layer must be refused with a clear
@@ -32,11 +32,13 @@ from hypothesis import strategies as st
 from tests import httpd
 from tests.conftest import REPO
 from tests.httpd import file, folder, publish, symlink, write_layer, write_manifest
-from toolchain import layout, overlay, wwclient
 from toolchain.archive import Compression, Entry, is_secret, write_cpio
+from toolchain.build import layout
 from toolchain.fsutil import publish_mode, web_server_gid
+from toolchain.node import wwclient
+from toolchain.overlay import render
 
-WWCLIENT = REPO / "toolchain" / "wwclient.py"
+WWCLIENT = REPO / "toolchain" / "node" / "wwclient.py"
 
 
 @pytest.fixture(scope="module")
@@ -475,7 +477,7 @@ def test_manifest_path_agrees_with_the_build() -> None:
 
 
 def test_overlay_ships_this_wwclient(tmp_path: Path) -> None:
-    es = {e.path: e for e in overlay.layer(tmp_path, ("wwclient",), {}, overlay.make_env(tmp_path), "test")}
+    es = {e.path: e for e in render.layer(tmp_path, ("wwclient",), {}, render.make_env(tmp_path), "test")}
     assert es["usr/lib/wwclient/wwclient.py"].data == WWCLIENT.read_bytes()
     assert stat.S_IMODE(es["usr/sbin/wwclient"].mode) == 0o755
     unit = "etc/systemd/system/multi-user.target.wants/wwclient.service"
@@ -494,7 +496,7 @@ def test_overlay_ships_this_wwclient(tmp_path: Path) -> None:
 
 
 def test_init_script_leaves_systemd_to_its_unit(tmp_path: Path) -> None:
-    es = {e.path: e for e in overlay.layer(tmp_path, ("wwclient",), {}, overlay.make_env(tmp_path), "test")}
+    es = {e.path: e for e in render.layer(tmp_path, ("wwclient",), {}, render.make_env(tmp_path), "test")}
     script = (es["warewulf/init.d/50-wwclient"].data or b"").decode()
     # Run it against a fake root: /warewulf/config sourced, a logging stand-in for wwclient.
     fake = tmp_path / "fake"

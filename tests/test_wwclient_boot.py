@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import boot_project, pointed, run_doit
 from tests.netboot import Firmware, NetLab, running_lab
 from tests.pyimage import add_python
-from toolchain import layout
+from toolchain.build import layout
 
 pytestmark = pytest.mark.boot
 

@@ -1,4 +1,4 @@
-"""Tests of `wwstatic import-warewulf` (toolchain.wwimport).
+"""Tests of `wwstatic import-warewulf` (toolchain.model.warewulf).
 
 The fixtures in tests/data/warewulf/ are Warewulf files as wwctl writes them: a
 v4.6+ nodes.conf, a v4.5 one (legacy spellings), and a warewulf.conf of each era.
@@ -21,14 +21,14 @@ import pytest
 import yaml
 
 from toolchain.errors import WWError
-from toolchain.wwimport import (
-    SHIPPED_OVERLAYS,
+from toolchain.model.warewulf import (
     ImportResult,
     find_overlays,
     import_warewulf,
     register,
     run_import,
 )
+from toolchain.project import SHIPPED_OVERLAYS
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "warewulf"
@@ -265,7 +265,7 @@ def test_known_overlays_are_kept() -> None:
 
 
 def test_imported_file_loads_as_a_cluster(tmp_path: Path) -> None:
-    from toolchain.model import load_cluster
+    from toolchain.model.load import load_cluster
 
     out = tmp_path / "cluster.yaml"
     out.write_text(import_warewulf(V46, WWCONF, find_overlays(tmp_path)).yaml_text)
@@ -331,7 +331,7 @@ def test_v45_lists_replaced_profile_lists(v45: tuple[dict[str, Any], ImportResul
 
 
 def test_v45_lists_give_the_same_result_in_wwstatic(tmp_path: Path) -> None:
-    from toolchain.model import load_cluster
+    from toolchain.model.load import load_cluster
 
     out = tmp_path / "cluster.yaml"
     out.write_text(import_warewulf(V45, WWCONF45, find_overlays(tmp_path)).yaml_text)
@@ -567,7 +567,7 @@ def test_invalid_warewulf_conf(tmp_path: Path) -> None:
 CLI = """
 import argparse, sys
 from toolchain.errors import WWError, report
-from toolchain.wwimport import register
+from toolchain.model.warewulf import register
 parser = argparse.ArgumentParser(prog="wwstatic")
 register(parser.add_subparsers(dest="command", required=True))
 args = parser.parse_args(sys.argv[1:])

@@ -31,9 +31,9 @@ import libarchive.ffi as laffi
 from libarchive.entry import ArchiveEntry
 from libarchive.exception import ArchiveError
 
-from .errors import WWError
-from .fsutil import WRITE_HINTS, atomic_open
-from .progress import Progress
+from toolchain.errors import WWError
+from toolchain.fsutil import WRITE_HINTS, atomic_open
+from toolchain.progress import Progress
 
 # libarchive-c has no setters for these; bind them from the same library.
 _lib = laffi.libarchive

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import jinja2
 
-from . import discover, inspect, power, serve, spec, status, wwimport
-from .errors import WWError, report
-from .model import known_overlays, load_cluster
+from toolchain.errors import WWError, report
+from toolchain.model import spec, warewulf
+from toolchain.model.load import known_overlays, load_cluster
+from toolchain.ops import discover, power, serve, status
+from toolchain.ops import show as inspect
+from toolchain.project import overlay_dirs
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -54,7 +57,8 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from . import overlay, template_ext
+    from toolchain.overlay import functions as template_ext
+    from toolchain.overlay import render as overlay
 
     path = Path(args.file)
     cluster = load_cluster(path)
@@ -85,10 +89,10 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _overlay_list(args: argparse.Namespace) -> int:
-    from . import overlay
+    from toolchain.overlay import render as overlay
 
     project = Path(args.file).resolve().parent
-    site, shipped = overlay.overlay_dirs(project)
+    site, shipped = overlay_dirs(project)
     for name in sorted(known_overlays(project)):
         where = "site" if (site / name / "rootfs").is_dir() else "shipped"
         if where == "site" and (shipped / name / "rootfs").is_dir():
@@ -101,7 +105,8 @@ def _overlay_list(args: argparse.Namespace) -> int:
 
 
 def _overlay_info(args: argparse.Namespace) -> int:
-    from . import overlay, template_ext
+    from toolchain.overlay import functions as template_ext
+    from toolchain.overlay import render as overlay
 
     project = Path(args.file).resolve().parent
     root = overlay.find_overlay(args.overlay, project)
@@ -131,13 +136,13 @@ def _build(args: argparse.Namespace) -> int:
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
-    from . import tasks
+    from toolchain.build import tasks
 
     return int(DoitMain(ModuleTaskLoader(vars(tasks))).run(args.doit_args))
 
 
 def _tftp(args: argparse.Namespace) -> int:
-    from .tftp import serve
+    from toolchain.ops.tftp import serve
 
     root = Path(args.root)
     if not root.is_dir():
@@ -171,7 +176,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("text", "json", "yaml"), default="text")
     s.set_defaults(func=_show)
 
-    wwimport.register(sub)
+    warewulf.register(sub)
 
     j = sub.add_parser("schema", help="print the JSON Schema of cluster.yaml")
     j.add_argument("--markdown", action="store_true", help="print the reference docs instead")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import WWError
+from toolchain.errors import WWError
 
 # Write failures the build cannot work around, and what the user can do. The
 # files being served are never touched by a failed write (atomic_open), so

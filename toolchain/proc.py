@@ -9,8 +9,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import WWError
-from .fsutil import WRITE_HINTS
+from toolchain.errors import WWError
+from toolchain.fsutil import WRITE_HINTS
 
 log = logging.getLogger("wwstatic")
 

@@ -1,0 +1,160 @@
+"""Removing blobs no pointer names any more, after a grace period.
+
+A node may be half-way through its boot with an old iPXE script when a build
+replaces it: the script still names the old kernel and initrds, so they must
+stay until no boot that started before the build can still ask for them. Each
+file no longer named is recorded with the time it was first seen unnamed, and
+removed once it has stayed unnamed for the whole grace period. A file that is
+named again (a change undone) leaves the list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolchain.fsutil import write_atomic
+
+DEFAULT_GRACE = 3600  # seconds; a boot storm of big images can take many minutes
+
+
+@dataclass(frozen=True)
+class GcResult:
+    pending: int    # unnamed, waiting for the grace period
+    removed: list[str]
+
+
+def _load(state: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(state.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def collect(http: Path, named: set[str], state: Path, grace: float,
+            scan: Callable[[], Iterable[str]], written: Iterable[str] = (),
+            now: float | None = None) -> GcResult:
+    """Record files no longer named and remove those unnamed for `grace` seconds.
+
+    The files to look at are those the last build named and this one does not,
+    plus those already waiting and those builds `written` since the last
+    collection (a killed build may have left them unnamed); `scan()` (a walk of the served tree, which also
+    finds temporary files of killed builds) runs only on the first collection
+    and once per grace period, so that a one-node change does not walk 10,000
+    directories.
+    """
+    now = time.time() if now is None else now
+    doc = _load(state)
+    since: dict[str, float] = doc.get("since", {})
+    before = _load_named(state)
+    if before is None or now - float(doc.get("scanned", 0)) >= grace:
+        candidates = set(scan())
+        scanned = now
+    else:
+        candidates = (set(before) - named) | set(since) | set(written)
+        scanned = float(doc.get("scanned", 0))
+    keep: dict[str, float] = {}
+    removed: list[str] = []
+    for rel in sorted(candidates - named):
+        if not (http / rel).exists():
+            continue
+        # A dot-file is a temporary file of a build that was killed: nobody reads it.
+        limit = min(grace, 600) if rel.rpartition("/")[2].startswith(".") else grace
+        first = since.get(rel, now)
+        if now - first >= limit:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(http / rel)
+            removed.append(rel)
+        else:
+            keep[rel] = first
+    for rel in removed:
+        # Drop directories left empty (a removed node's).
+        parent = (http / rel).parent
+        while parent != http and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    names = sorted(named)
+    # Killed between these writes, the next collection looks at more files, never fewer.
+    _summary(state).unlink(missing_ok=True)
+    write_atomic(state, json.dumps({"since": keep, "scanned": scanned}, sort_keys=True, indent=0))
+    write_atomic(_named(state), "".join(f"{n}\n" for n in names))
+    # What up_to_date() reads, small: the full record of 10,000 nodes takes a while to load.
+    write_atomic(_summary(state), json.dumps({"key": _sorted_key(names),
+                                              "first": min(keep.values()) if keep else None}))
+    return GcResult(len(keep), removed)
+
+
+def _summary(state: Path) -> Path:
+    return state.with_name(state.name + ".summary")
+
+
+def _named(state: Path) -> Path:
+    # One path a line, not JSON: 40,000 names at 10,000 nodes load in milliseconds.
+    return state.with_name(state.name + ".named")
+
+
+def _load_named(state: Path) -> set[str] | None:
+    try:
+        return set(_named(state).read_text().split("\n")) - {""}
+    except FileNotFoundError:
+        return None
+
+
+def unpend(state: Path, named: set[str]) -> None:
+    """Forget the waiting time of files about to be named again (call before pointers are written).
+
+    Otherwise a build killed between writing its pointers and collecting would
+    leave them waiting since an older build, and a later collection could remove
+    them before a node that read those pointers is done with them. They are kept
+    among the files last named, so a collection that finds them unnamed again
+    records them afresh, even if this build is killed before it publishes.
+    """
+    summary = _load(_summary(state))
+    if summary and summary.get("first") is None:
+        return  # nothing waits: nothing to forget (and no need to read the whole record)
+    doc = _load(state)
+    since: dict[str, float] = doc.get("since", {})
+    again = [k for k in since if k in named]
+    if again:
+        _summary(state).unlink(missing_ok=True)  # makes the next build collect
+        with _named(state).open("a") as f:
+            f.write("".join(f"{k}\n" for k in again))
+        doc["since"] = {k: v for k, v in since.items() if k not in named}
+        write_atomic(state, json.dumps(doc, sort_keys=True, indent=0))
+
+
+def _sorted_key(names: list[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def named_key(names: Iterable[str]) -> str:
+    return _sorted_key(sorted(names))
+
+
+def up_to_date(state: Path, named: Iterable[str], grace: float, now: float | None = None) -> bool:
+    """Whether collecting now would change nothing: the same files are named as at the
+    last collection (asked of gc's own record, not of doit's store, which a killed
+    build may not have saved) and no waiting file is due."""
+    doc = _load(_summary(state))
+    if doc.get("key") != named_key(named):
+        return False
+    now = time.time() if now is None else now
+    first = doc.get("first")
+    return first is None or float(first) + grace > now
+
+
+def served_files(http: Path, dirs: Iterable[str]) -> Iterable[str]:
+    """Files under the given directories of output/http, relative to it."""
+    for top in dirs:
+        for dirpath, _dirnames, filenames in os.walk(http / top):
+            rel = Path(dirpath).relative_to(http).as_posix()
+            for f in filenames:
+                yield f"{rel}/{f}"

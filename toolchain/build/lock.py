@@ -1,0 +1,49 @@
+"""One build at a time per output/: a lock file, waited for with a message."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from toolchain.errors import report
+from toolchain.fsutil import make_dirs, write_error
+
+_held: list[TextIO] = []
+
+
+def acquire(out: Path, wait: bool = True) -> None:
+    """Hold output/.lock until this process exits; say so if another build has it.
+
+    flock is released by the kernel when the holder dies, even by SIGKILL, so a
+    killed build never leaves a stale lock behind.
+    """
+    if _held:
+        return
+    try:
+        make_dirs(out)
+        f = (out / ".lock").open("a+")
+    except OSError as exc:
+        # An output/ the build cannot write: say so before doit tries its store there.
+        if (err := write_error(exc, out.absolute() / ".lock")) is None:
+            raise
+        sys.exit(report(err))
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        if not wait:
+            f.close()
+            sys.exit(f"wwstatic: another build (PID {holder}) is running in {out}; "
+                     "try again when it has finished")
+        print(f"wwstatic: another build (PID {holder}) is running in {out}; waiting for it",
+              file=sys.stderr, flush=True)
+        fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    _held.append(f)

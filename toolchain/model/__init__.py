@@ -1,0 +1,1 @@
+"""cluster.yaml in, an immutable resolved cluster out: reading, the field table, checks, the cache."""

@@ -1,0 +1,99 @@
+"""The `images:` section: one source per image, its kernel and how it is packed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from toolchain.errors import Loc
+from toolchain.model import spec
+from toolchain.model.reader import Reader, Tree, get, key_loc, loc_at
+from toolchain.model.types import (
+    BUILT_IMAGE_EXCLUDES,
+    DEBOOTSTRAP_EXCLUDES,
+    IMAGE_SOURCES,
+    Debootstrap,
+    Image,
+)
+from toolchain.model.values import as_map, as_name
+from toolchain.model.yamlsrc import YNode
+
+
+def read_images(r: Reader, path: Path, raw: YNode | None) -> dict[str, Image]:
+    out: dict[str, Image] = {}
+    ymap = r.guard(as_map, raw, "images") if raw is not None else None
+    froms: dict[str, tuple[str, Loc]] = {}
+    for key, value in ymap.items if ymap else ():
+        name = r.guard(as_name, key, "image name")
+        before = len(r.errors)
+        sub = r.struct(spec.IMAGE, value, f"image {key.text}", "cluster")
+        if name is None or len(r.errors) > before:
+            continue
+        image = _image(r, path, name, sub, value)
+        if image is not None:
+            out[name] = image
+            if image.kernel_from:
+                froms[name] = (image.kernel_from, loc_at(sub, "kernel", "from", default=value.loc))
+    for name, (other, loc) in froms.items():
+        if other == name or other not in out:
+            r.error(f"image {name}: kernel.from `{other}` is not another image", loc,
+                       "defined images: " + (", ".join(sorted(set(out) - {name})) or "none"))
+        elif out[other].kernel_from:
+            r.error(f"image {name}: kernel.from `{other}` takes its own kernel from "
+                       f"`{out[other].kernel_from}`", loc,
+                       f"name the image that has the kernel: `{out[other].kernel_from}`")
+    return out
+
+def _image(r: Reader, path: Path, name: str, sub: Tree, value: YNode) -> Image | None:
+    builders = [b for b in IMAGE_SOURCES if b in sub]
+    if len(builders) != 1:
+        what = "has none" if not builders else "has " + " and ".join(f"`{b}`" for b in builders)
+        r.error(f"image {name} needs exactly one source: demo, root, tarball, oci or "
+                   f"debootstrap ({what})", value.loc,
+                   "e.g. `root: /path/to/chroot`, `tarball: rootfs.tar.zst`, "
+                   "or `demo: {}` for the built-in demo image")
+        return None
+    kind = builders[0]
+    common: dict[str, Any] = {
+        "exclude": tuple(get(sub, "exclude", default=[])),
+        "compression": get(sub, "compression", default="gzip"),
+        "kernel_version": get(sub, "kernel", "version", default=""),
+        "kernel_from": get(sub, "kernel", "from", default=""),
+    }
+    base = path.parent
+    if kind == "root":
+        return Image(name, "root", root=get(sub, "root"), **common)
+    if kind == "tarball":
+        return Image(name, "tarball", path=str(base / get(sub, "tarball")), **common)
+    if kind == "oci":
+        if "path" not in sub["oci"]:
+            r.error(f"image {name}: oci needs `path`", key_loc(value, "oci"),
+                       "oci: {path: ./layout} (a directory or a tar)")
+            return None
+        return Image(name, "oci", path=str(base / get(sub, "oci", "path")),
+                     oci_ref=get(sub, "oci", "ref", default=""), **common)
+    if kind == "debootstrap":
+        return _debootstrap(r, name, sub, value, common)
+    common["exclude"] = common["exclude"] or BUILT_IMAGE_EXCLUDES
+    return Image(name, "demo",
+                 kernel_package=get(sub, "demo", "kernel_package", default=Image.kernel_package),
+                 modules=tuple(get(sub, "demo", "modules", default=[])), **common)
+
+def _debootstrap(r: Reader, name: str, sub: Tree, value: YNode, common: dict[str, Any]) -> Image | None:
+    d = sub["debootstrap"]
+    if "suite" not in d:
+        r.error(f"image {name}: debootstrap needs `suite`", key_loc(value, "debootstrap"),
+                   "the Debian release to install, e.g. suite: bookworm")
+        return None
+    mirror = get(d, "mirror", default="")
+    if mirror and urlsplit(mirror).scheme not in ("http", "https", "file"):
+        r.error(f"image {name}: debootstrap mirror `{mirror}` is not an http, https or file URL",
+                   loc_at(d, "mirror", default=value.loc),
+                   "write the mirror's URL, or leave it out to use this machine's apt source")
+        return None
+    common["exclude"] = common["exclude"] or DEBOOTSTRAP_EXCLUDES
+    boot = Debootstrap(get(d, "suite"), get(d, "variant", default="minbase"),
+                       tuple(get(d, "include", default=[])),
+                       tuple(get(d, "components", default=["main"])), mirror)
+    return Image(name, "debootstrap", debootstrap=boot, **common)

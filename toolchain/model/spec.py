@@ -1,0 +1,342 @@
+"""Every setting of cluster.yaml, described once.
+
+This table drives the loader (what keys exist, how each value is read and how
+profiles merge it), the JSON Schema shipped for editors, `wwstatic show` and the
+reference docs. To add a setting, add a `Field` here and read it in model.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class DhcpBackend(StrEnum):
+    """The DHCP servers wwstatic writes a configuration for (toolchain/dhcp/)."""
+    ISC = "isc"
+    DNSMASQ = "dnsmasq"
+    KEA = "kea"
+
+
+class Kind(StrEnum):
+    STR = "str"
+    NAME = "name"        # letters, digits, . _ -
+    PATH = "path"        # absolute path
+    INT = "int"
+    BOOL = "bool"
+    IPV4 = "ipv4"
+    NETMASK = "netmask"
+    MAC = "mac"
+    CHOICE = "choice"
+    LIST = "list"        # list of strings; merges by appending, `~item` removes
+    TAGS = "tags"        # map of string to string; merges key by key
+    FREE = "free"        # any YAML; maps merge recursively, lists are replaced
+    STRUCT = "struct"    # a fixed set of sub-fields; merges field by field
+    DICT = "dict"        # named entries of a struct; merges entry by entry
+    ITEMS = "items"      # a list of structs (cluster level only, not merged)
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    kind: Kind
+    help: str
+    default: Any = None
+    node_only: bool = False
+    fields: tuple[Field, ...] = ()     # for STRUCT and DICT
+    choices: tuple[str, ...] = ()      # for CHOICE
+    increments: bool = False           # an IPv4 counted up over a hostlist key
+    per_node: bool = False             # a list with one value per node of a hostlist key
+    entry: str = "name"                # what a DICT's keys are, for messages
+    maximum: int = 2**31
+
+
+_BY_KEY: dict[int, tuple[tuple[Field, ...], dict[str, Field]]] = {}
+
+
+def by_key(fields: tuple[Field, ...]) -> dict[str, Field]:
+    # Asked for once per node and device: keep one dict per field table (they are constants).
+    found = _BY_KEY.get(id(fields))
+    if found is None or found[0] is not fields:
+        found = _BY_KEY[id(fields)] = (fields, {f.key: f for f in fields})
+    return found[1]
+
+
+NETDEV = (
+    Field("type", Kind.CHOICE, "kind of interface", "ethernet",
+          choices=("ethernet", "infiniband", "bond", "vlan")),
+    Field("device", Kind.NAME, "interface name on the node, e.g. eno1 or ib0"),
+    Field("mac", Kind.MAC, "hardware address; for a hostlist key, a list with one per node "
+          "(`null` for a discoverable node whose MAC is not known yet)", per_node=True),
+    Field("ip", Kind.IPV4, "IPv4 address; for a hostlist key, the first node's, counted up",
+          increments=True),
+    Field("netmask", Kind.NETMASK, "IPv4 netmask (default: the cluster network's)"),
+    Field("gateway", Kind.IPV4, "IPv4 gateway"),
+    Field("mtu", Kind.INT, "MTU in bytes", maximum=65536),
+    Field("primary", Kind.BOOL, "the device the node boots and is known by "
+          "(default: the one named `default`, else the first by name)"),
+    Field("onboot", Kind.BOOL, "bring the interface up at boot", True),
+    Field("tags", Kind.TAGS, "free key/values for templates, e.g. DNS1, DNSSEARCH, route1"),
+)
+
+IPMI = (
+    Field("ip", Kind.IPV4, "BMC IPv4 address; for a hostlist key, counted up", increments=True),
+    Field("netmask", Kind.NETMASK, "BMC netmask"),
+    Field("gateway", Kind.IPV4, "BMC gateway"),
+    Field("user", Kind.STR, "BMC user name"),
+    Field("password", Kind.STR, "BMC password (served only to its node)"),
+    Field("interface", Kind.CHOICE, "ipmitool interface", "lanplus", choices=("lan", "lanplus")),
+    Field("port", Kind.INT, "BMC UDP port", 623, maximum=65535),
+    Field("write", Kind.BOOL, "let the node program its BMC's network and user at boot", False),
+    Field("tags", Kind.TAGS, "free key/values, e.g. vlan"),
+)
+
+PARTITION = (
+    Field("number", Kind.INT, "partition number", maximum=128),
+    Field("size_mib", Kind.INT, "size in MiB (default: the rest of the disk)"),
+    Field("start_mib", Kind.INT, "start in MiB"),
+    Field("type_guid", Kind.STR, "GPT partition type GUID"),
+    Field("guid", Kind.STR, "GPT partition GUID"),
+    Field("wipe", Kind.BOOL, "wipe the partition entry", False),
+    Field("create", Kind.BOOL, "create the partition if it does not exist", True),
+    Field("resize", Kind.BOOL, "grow the partition", False),
+)
+
+DISK = (
+    Field("wipe_table", Kind.BOOL, "wipe the partition table first", False),
+    Field("partitions", Kind.DICT, "partitions by label", fields=PARTITION, entry="partition label"),
+)
+
+FILESYSTEM = (
+    Field("format", Kind.CHOICE, "file system type",
+          choices=("ext4", "ext3", "xfs", "btrfs", "vfat", "swap")),
+    Field("path", Kind.PATH, "mount point (not for swap)"),
+    Field("wipe", Kind.BOOL, "create the file system even if one exists", False),
+    Field("label", Kind.STR, "file system label"),
+    Field("uuid", Kind.STR, "file system UUID"),
+    Field("options", Kind.LIST, "extra mkfs arguments"),
+    Field("mount_options", Kind.STR, "mount options"),
+)
+
+KERNEL = (
+    Field("version", Kind.STR, "kernel version prefix to boot (default: the newest in the image)"),
+    Field("args", Kind.LIST, "kernel command line arguments; `~arg` removes one set earlier"),
+)
+
+NODE = (
+    Field("profiles", Kind.LIST, "profiles merged in, in order; `~name` drops one"),
+    Field("comment", Kind.STR, "free text"),
+    Field("image", Kind.NAME, "the image (under `images:`) the node boots"),
+    Field("kernel", Kind.STRUCT, "kernel selection and command line", fields=KERNEL),
+    Field("init", Kind.PATH, "what wwinit executes when it is done", "/sbin/init"),
+    Field("root", Kind.STR, "root file system: initramfs, tmpfs, or a device such as /dev/sda2",
+          "initramfs"),
+    Field("ipxe_template", Kind.NAME, "iPXE script template", "default"),
+    Field("system_overlays", Kind.LIST, "overlays unpacked at boot, before init; `~name` removes one"),
+    Field("runtime_overlays", Kind.LIST,
+          "overlays unpacked at boot and refreshed by wwclient; `~name` removes one"),
+    Field("network", Kind.DICT, "network devices by name", fields=NETDEV, entry="network name"),
+    Field("ipmi", Kind.STRUCT, "the node's BMC", fields=IPMI),
+    Field("tags", Kind.TAGS, "free key/values for templates"),
+    Field("resources", Kind.FREE, "free-form data for templates (maps merge, lists are replaced)"),
+    Field("disks", Kind.DICT, "disks by device, with their partitions", fields=DISK,
+          entry="disk device"),
+    Field("filesystems", Kind.DICT, "file systems by device", fields=FILESYSTEM, entry="device"),
+    Field("standalone_iso", Kind.BOOL, "also build output/iso/<node>.iso, which boots the node with "
+          "no server (kernel, image and overlays on the CD)", False),
+    Field("discoverable", Kind.BOOL, "may be bound to an unknown MAC by `wwstatic discover "
+          "--assign`; until then it needs no MAC (and gets no iPXE script or DHCP entry)",
+          False, node_only=True),
+    Field("asset_key", Kind.STR, "the chassis asset tag the node must present", node_only=True),
+)
+
+HEAD = (
+    Field("ip", Kind.IPV4, "the head's IPv4 address on the cluster network"),
+    Field("network", Kind.STR, "the cluster network, e.g. 10.0.0.0/24"),
+    Field("http", Kind.STR, "base URL the nodes fetch from (default http://<ip>)"),
+    Field("fqdn", Kind.STR, "the head's fully qualified name"),
+    Field("access_log", Kind.PATH, "where nginx writes the access log that `wwstatic status` "
+          "and `wwstatic discover` read", "/var/log/nginx/wwstatic-access.log"),
+)
+
+DHCP_RANGE = (
+    Field("start", Kind.IPV4, "first address of the dynamic range"),
+    Field("end", Kind.IPV4, "last address of the dynamic range"),
+)
+DHCP = (
+    Field("backend", Kind.CHOICE, "the DHCP server the site runs; all three configs are built, "
+          "the README's instructions follow this one", DhcpBackend.ISC.value,
+          choices=tuple(b.value for b in DhcpBackend)),
+    Field("interface", Kind.NAME, "the head's interface on the cluster network; dnsmasq and Kea "
+          "listen there only (default: dnsmasq and Kea listen on every interface and answer "
+          "only where the cluster network is)"),
+    Field("dnsmasq_tftp", Kind.BOOL, "dnsmasq also serves output/tftp with its own TFTP server",
+          False),
+    Field("range", Kind.STRUCT, "dynamic range for machines not in cluster.yaml", fields=DHCP_RANGE),
+    # Warewulf's 120 s lease expired while 12 GB images downloaded (its #1937).
+    Field("lease_time", Kind.INT, "lease time in seconds (long enough for big images)", 3600),
+)
+NFS_EXPORT = (
+    Field("path", Kind.PATH, "exported directory"),
+    Field("options", Kind.STR, "export options", "rw,sync,no_subtree_check"),
+)
+NFS = (
+    Field("exports", Kind.ITEMS, "exported directories: a list of {path, options}", fields=NFS_EXPORT),
+)
+SSH = (
+    Field("key_types", Kind.LIST, "host key types to generate", ["ed25519", "ecdsa", "rsa"]),
+    Field("authorized_keys", Kind.LIST,
+          "public key lines put in root's authorized_keys on the nodes (ssh.authorized_keys overlay)"),
+    Field("authorized_key_files", Kind.LIST,
+          "files on the head (relative to the project, or absolute) whose keys are added too"),
+)
+WWCLIENT = (
+    Field("interval", Kind.INT, "seconds between runtime overlay polls", 60, maximum=86400),
+)
+DEMO = (
+    Field("kernel_package", Kind.NAME, "Debian package whose kernel the demo boots",
+          "linux-image-cloud-amd64"),
+    Field("modules", Kind.LIST, "kernel modules (with dependencies) copied into the image"),
+)
+OCI = (
+    Field("path", Kind.STR, "an OCI image layout directory or oci-archive tar "
+          "(relative to cluster.yaml's directory)"),
+    Field("ref", Kind.STR, "which image of the layout (its org.opencontainers.image.ref.name), "
+          "when it holds several"),
+)
+DEBOOTSTRAP = (
+    Field("suite", Kind.NAME, "Debian release, e.g. bookworm"),
+    Field("variant", Kind.CHOICE, "debootstrap variant (`default`: the standard set)", "minbase",
+          choices=("minbase", "buildd", "default")),
+    Field("include", Kind.LIST, "packages added to the variant's, e.g. systemd-sysv, linux-image-amd64"),
+    Field("components", Kind.LIST, "archive components", ["main"]),
+    Field("mirror", Kind.STR, "Debian mirror URL (default: the first Debian source of this "
+          "machine's apt configuration)"),
+)
+IMAGE_KERNEL = (
+    Field("version", Kind.STR, "kernel version prefix (default: the newest non-debug kernel)"),
+    Field("from", Kind.NAME, "take the kernel from this other image, and its modules as an extra "
+          "initrd layer (for images without a kernel, e.g. containers)"),
+)
+IMAGE = (
+    Field("demo", Kind.STRUCT, "build a small busybox image with a Debian kernel", fields=DEMO),
+    Field("root", Kind.PATH, "use this root directory (a chroot) as the image"),
+    Field("tarball", Kind.STR, "use this root file system tarball (.tar, .tar.gz, .tar.xz, .tar.zst; "
+          "e.g. `docker export` output), relative to cluster.yaml's directory"),
+    Field("oci", Kind.STRUCT, "use an OCI image (layers applied in order, whiteouts honoured)",
+          fields=OCI),
+    Field("debootstrap", Kind.STRUCT, "build a Debian image with debootstrap (needs root; the "
+          "result is cached under ~/.cache/wwstatic)", fields=DEBOOTSTRAP),
+    Field("kernel", Kind.STRUCT, "which kernel the image boots", fields=IMAGE_KERNEL),
+    Field("compression", Kind.CHOICE, "compression of the image's initrd archives (zstd unpacks "
+          "faster; kernels before 5.9 cannot read it)", "gzip", choices=("gzip", "zstd", "none")),
+    Field("exclude", Kind.LIST, "glob patterns of image paths left out of the archive, e.g. /boot/*"),
+)
+
+TOP = (
+    Field("head", Kind.STRUCT, "the provisioning server", fields=HEAD),
+    Field("dhcp", Kind.STRUCT, "DHCP settings", fields=DHCP),
+    Field("nfs", Kind.STRUCT, "NFS exports of the head", fields=NFS),
+    Field("ssh", Kind.STRUCT, "SSH settings", fields=SSH),
+    Field("wwclient", Kind.STRUCT, "runtime overlay client settings", fields=WWCLIENT),
+    Field("images", Kind.DICT, "OS images by name", fields=IMAGE, entry="image name"),
+    Field("profiles", Kind.DICT, "named groups of node settings", fields=NODE, entry="profile name"),
+    Field("nodes", Kind.DICT, "nodes by name or hostlist (n[01-04])", fields=NODE, entry="node name"),
+)
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema of cluster.yaml, for editors (yaml-language-server)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "wwstatic cluster.yaml",
+        **_struct_schema(TOP),
+    }
+
+
+_SIMPLE: dict[Kind, dict[str, Any]] = {
+    Kind.STR: {"type": "string"},
+    Kind.NAME: {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+    Kind.PATH: {"type": "string", "pattern": "^/"},
+    Kind.INT: {"type": "integer", "minimum": 0},
+    Kind.BOOL: {"type": "boolean"},
+    Kind.IPV4: {"type": "string", "format": "ipv4"},
+    Kind.NETMASK: {"type": "string", "format": "ipv4"},
+    Kind.MAC: {"type": "string", "pattern": "^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$"},
+    Kind.LIST: {"type": ["array", "string"], "items": {"type": "string"}},
+    Kind.TAGS: {"type": "object", "additionalProperties": {"type": "string"}},
+    Kind.FREE: {},
+}
+
+
+def _field_schema(f: Field) -> dict[str, Any]:
+    if f.kind is Kind.STRUCT:
+        out = _struct_schema(f.fields)
+    elif f.kind is Kind.DICT:
+        out = {"type": ["object", "null"], "additionalProperties": _struct_schema(f.fields)}
+    elif f.kind is Kind.ITEMS:
+        out = {"type": ["array", "null"], "items": _struct_schema(f.fields)}
+    elif f.kind is Kind.CHOICE:
+        out = {"enum": list(f.choices)}
+    else:
+        out = dict(_SIMPLE[f.kind])
+        if f.kind is Kind.INT:
+            out["maximum"] = f.maximum
+    if f.per_node:
+        out = {"anyOf": [out, {"type": "array", "items": {"anyOf": [out, {"type": "null"}]}}]}
+    out["description"] = f.help
+    if f.default is not None and f.kind not in (Kind.STRUCT, Kind.DICT):
+        out["default"] = f.default
+    return out
+
+
+def _struct_schema(fields: tuple[Field, ...]) -> dict[str, Any]:
+    return {
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "properties": {f.key: _field_schema(f) for f in fields},
+    }
+
+
+def markdown() -> str:
+    """The cluster.yaml reference, generated from this table (docs/cluster-yaml.md)."""
+    lines = [
+        "# cluster.yaml reference",
+        "",
+        "Generated from `toolchain/model/spec.py` by `wwstatic schema --markdown`; do not edit.",
+        "Lists merge by appending (`~item` removes an item added earlier); maps merge key",
+        "by key; for anything else the last profile wins and the node wins over all.",
+        "",
+    ]
+
+    def walk(fields: tuple[Field, ...], prefix: str, depth: int) -> None:
+        for f in fields:
+            path = f"{prefix}{f.key}"
+            kind = f.kind.value
+            if f.kind is Kind.CHOICE:
+                kind = " \\| ".join(f.choices)
+            notes = []
+            if f.default is not None and f.kind not in (Kind.STRUCT, Kind.DICT):
+                notes.append(f"default `{f.default}`")
+            if f.node_only:
+                notes.append("nodes only")
+            if f.increments:
+                notes.append("counted up over a hostlist")
+            if f.per_node:
+                notes.append("a list, one per node, for a hostlist")
+            extra = f" ({'; '.join(notes)})" if notes else ""
+            lines.append(f"{'  ' * depth}- `{path}` — *{kind}* — {f.help}{extra}")
+            if f.kind is Kind.DICT:
+                walk(f.fields, f"{path}.<{f.entry}>.", depth + 1)
+            elif f.kind is Kind.ITEMS:
+                walk(f.fields, f"{path}[].", depth + 1)
+            elif f.kind is Kind.STRUCT:
+                walk(f.fields, f"{path}.", depth + 1)
+
+    top = tuple(f for f in TOP if f.key not in ("profiles", "nodes"))
+    lines += ["## Cluster settings", ""]
+    walk(top, "", 0)
+    lines += ["", "## Node and profile settings (`profiles.<name>.…`, `nodes.<name or hostlist>.…`)", ""]
+    walk(NODE, "", 0)
+    return "\n".join(lines) + "\n"

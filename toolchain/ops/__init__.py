@@ -1,0 +1,1 @@
+"""Running a cluster: showing nodes, status from the access log, discovery, power, serving."""

@@ -1,0 +1,1 @@
+"""Overlays: templates rendered per node, manifests, the shared/own split, and the shipped overlays."""
