@@ -1,73 +1,14 @@
-"""Shared fixtures: a built copy of the shipped demo project, and boot timings."""
+"""Shared fixtures (a built copy of the shipped demo project), boot timings, and the lab-marker check."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-BOOT_TIMES: list[tuple[str, dict[str, float]]] = []
-
-
-def pointed(output: Path, mac: str) -> list[str]:
-    """The files a node's iPXE script and the group script it chains name, relative to output/http."""
-    script = (output / "http/ipxe" / f"{mac.replace(':', '-')}.ipxe").read_text()
-    values = dict(re.findall(r"^set (ww\w+) (\S+)$", script, re.M))
-    group = re.findall(r"^chain \$\{base\}/(\S+)", script, re.M)
-    assert len(group) == 1, script
-    text = (output / "http" / group[0]).read_text()
-    urls = re.findall(r"^(?:kernel|initrd) .*?\$\{base\}/(\S+)", text, re.M)
-    return [group[0], *(re.sub(r"\$\{(ww\w+)\}", lambda m: values[m.group(1)], u) for u in urls)]
-
-
-def run_doit(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "doit", *args], cwd=project,
-                          capture_output=True, text=True, check=False)
-
-
-def make_project(dest: Path, edit: object = None) -> Path:
-    """A copy of the shipped project (cluster.yaml, overlays, dodo.py) in `dest`."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dodo.py", dest / "dodo.py")
-    shutil.copytree(REPO / "overlays", dest / "overlays")
-    text = (REPO / "cluster.yaml").read_text()
-    if callable(edit):
-        data = yaml.safe_load(text)
-        edit(data)
-        text = yaml.safe_dump(data, sort_keys=False)
-    (dest / "cluster.yaml").write_text(text)
-    return dest
-
-
-def boot_project(dest: Path, edit: Callable[[dict[str, Any]], None] | None = None,
-                 prepare: Callable[[Path], None] | None = None, poweroff: bool = True) -> Path:
-    """A copy of the shipped project for boot tests, built.
-
-    nginx logs (in wwstatic's format) to `dest/access.log`; with `poweroff`, the
-    demo image's nodes power off once booted. `edit` changes cluster.yaml's
-    data after that, and `prepare(project)` adds files before the build.
-    """
-    def edit_all(data: dict[str, Any]) -> None:
-        data["head"]["access_log"] = str(dest / "access.log")
-        if poweroff:
-            data["profiles"]["default"]["kernel"]["args"] += ["wwstatic.demo=poweroff", "panic=5"]
-        if edit is not None:
-            edit(data)
-
-    project = make_project(dest, edit_all)
-    if prepare is not None:
-        prepare(project)
-    done = run_doit(project)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return project
+from tests.support.project import BOOT_TIMES, boot_project
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +23,30 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for name, marks in BOOT_TIMES:
             shown = ", ".join(f"{k!r}: {v:.1f}" for k, v in marks.items())
             terminalreporter.write_line(f"{name}: {shown}")
+
+
+# What a test needs the lab for: a network namespace, daemons in it, QEMU nodes.
+LAB_NAMES = {"NetLab", "running_lab"}
+
+
+def _uses_lab(function: object) -> bool:
+    code = getattr(function, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return False
+    names = set(code.co_names) | {c.co_name for c in code.co_consts if isinstance(c, types.CodeType)}
+    return bool(names & LAB_NAMES)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that runs in the lab, by itself or through a fixture, carries the `lab` marker."""
+    unmarked = []
+    for item in items:
+        if not isinstance(item, pytest.Function) or item.get_closest_marker("lab"):
+            continue
+        info = item._fixtureinfo
+        functions = [item.function, *(d.func for defs in info.name2fixturedefs.values() for d in defs)]
+        if any(_uses_lab(f) for f in functions):
+            unmarked.append(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError("these tests use tests/lab's network namespace but lack "
+                                "@pytest.mark.lab: " + ", ".join(unmarked))

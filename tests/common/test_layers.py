@@ -132,3 +132,20 @@ def test_the_checker_sees_a_wrong_way_import(tmp_path: Path) -> None:
     deps = imports(path, "toolchain.model.x", set(modules()))
     assert "toolchain.build.plan" in deps
     assert LAYERS[layer("toolchain.build.plan")] > LAYERS[layer("toolchain.model.x")]
+
+
+def test_test_modules_import_only_support_and_lab() -> None:
+    """Helpers live in tests/support and tests/lab; no test module imports another."""
+    tests = Path(__file__).resolve().parent.parent
+    wrong = []
+    for path in sorted(tests.rglob("test_*.py")):
+        if "data" in path.relative_to(tests).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                allowed = name.split(".")[:2] in (["tests", "support"], ["tests", "lab"])
+                if name.startswith("tests") and not allowed:
+                    wrong.append(f"{path.relative_to(tests)} imports {name}")
+    assert not wrong, wrong

@@ -1,0 +1,1 @@
+"""Labs: network namespaces, QEMU nodes, daemons on loopback. Tests using them carry the `lab` marker."""
