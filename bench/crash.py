@@ -4,7 +4,7 @@ Usage: python bench/crash.py [--runs 60] [--seed 10] [--grace 10] [--image-every
 
 Runs as root (a real nginx on loopback; client sockets bound to each node's
 127.0.0.x address so the generated per-node rules apply). What it does and
-checks is described in tests/crashlab.py; tests/test_crash.py runs a short
+checks is described in tests/lab/crashlab.py; tests/build/test_crash.py runs a short
 version in CI. Prints: runs, fetches checked, inconsistencies (must be 0),
 where the kills landed; exits 1 on any inconsistency or failure.
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.crashlab import crash_test, summary
+from tests.lab.crashlab import crash_test, summary
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """The crash test, short: builds SIGKILLed at random points while a client reads every node's files.
 
-tests/crashlab.py says what is done and checked; bench/crash.py runs the full
+tests/lab/crashlab.py says what is done and checked; bench/crash.py runs the full
 version (50+ runs) and prints its figures.
 """
 

@@ -3,7 +3,7 @@ garbage collection after crashes, `doit clean`, and reproducibility across the
 build environment (umask, time zone, locale, checkout path).
 
 The crash test itself (builds killed at random points while a client reads
-every node's files) is tests/test_crash.py.
+every node's files) is tests/build/test_crash.py.
 """
 
 from __future__ import annotations

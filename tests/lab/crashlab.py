@@ -20,7 +20,7 @@ normal build; then every file of a clean build of the same inputs must be in
 output/http with the same bytes, a further build must run no task, and every
 other file must be one gc is waiting to remove.
 
-bench/crash.py runs it in full (50+ runs); tests/test_crash.py a short version.
+bench/crash.py runs it in full (50+ runs); tests/build/test_crash.py a short version.
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ class Outcome:
 def run_killed(project: Path, env: dict[str, str], delay: float | None = None,
                writes: int = 0) -> Outcome:
     """Start a build, SIGKILL its process group after `delay` s or right after its
-    `writes`-th file is put in place (tests/crashwrap.py), unless it ends first."""
+    `writes`-th file is put in place (tests/support/crashwrap.py), unless it ends first."""
     start = time.monotonic()
     counted = project.parent / "writes.txt"
     counted.unlink(missing_ok=True)

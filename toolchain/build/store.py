@@ -5,7 +5,7 @@ a run; it also deletes a failed task's record as the task fails. When the
 disk is full or read-only, sqlite raises and doit prints a traceback. The
 store only says what is up to date: a store left unsaved is what a build
 killed before its end leaves (sqlite's journal keeps the file whole), and the
-next build redoes the work it does not record (tests/test_crash.py). So a
+next build redoes the work it does not record (tests/build/test_crash.py). So a
 failed save becomes one clear message and a failed run, and a failed delete
 is ignored: the failed task's old record does not match its new inputs, so
 the task runs again next time anyway.
