@@ -25,7 +25,8 @@ from tests.support.images import KVER, add, make_tarball
 from toolchain import progress
 from toolchain.archive import Compression
 from toolchain.errors import WWError
-from toolchain.image.builder import DigestCache, Source, build, fingerprint, open_tree
+from toolchain.image.builder import build, fingerprint, open_tree
+from toolchain.image.sources.base import DigestCache, Source
 from toolchain.image.tree import dir_fingerprint, matcher
 
 

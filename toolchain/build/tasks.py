@@ -11,7 +11,6 @@ cluster.yaml reaches tasks as text whose digest `config_changed` compares.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from functools import partial
@@ -24,9 +23,8 @@ from toolchain.build import current, dhcp, gc, generate, images, iso, layout, lo
 from toolchain.build import store as doitdb
 from toolchain.build.publish import pointer_key
 from toolchain.errors import WWError, report
-from toolchain.fingerprint import digest, image_code
+from toolchain.fingerprint import digest
 from toolchain.fsutil import copy_atomic, make_dirs
-from toolchain.image import debootstrap
 
 __all__ = [
     "DOIT_CONFIG",
@@ -101,25 +99,22 @@ def task_demo() -> Iterator[Task]:
     """Image roots wwstatic builds: the demo (busybox and a Debian kernel), debootstrap."""
     p = current.project()
     for img in p.cluster.images.values():
-        if img.builder not in ("demo", "debootstrap"):
+        builder = images.prepared(img)
+        if builder is None:
             continue
-        spec = images.image_spec(img) + image_code()
-        cached = True
-        if img.debootstrap is not None:
-            # The mirror comes from apt's configuration: a new one is a new root.
-            try:
-                spec += json.dumps(debootstrap.recipe(img.debootstrap), sort_keys=True)
-            except WWError as err:
-                raise SystemExit(report(err)) from None
-            cached = debootstrap.is_built(img.debootstrap)
+        try:
+            key = images.root_key(img)
+            cached = builder.is_built(img)
+        except WWError as err:
+            raise SystemExit(report(err)) from None
         yield {
             "name": img.name,
             "doc": f"build the root of {img.builder} image {img.name}",
             # The stamp names the recipe of the root beside it: a root rebuilt by a
             # killed build (doit's store unsaved) is not taken for another recipe's.
-            "actions": [steps.action(images.build_root, p, img, digest(spec))],
+            "actions": [steps.action(images.build_root, p, img, key)],
             "targets": [images.root_stamp(p, img)],
-            "uptodate": [steps.has(images.root_stamp(p, img), f"{digest(spec)}\n".encode()), cached],
+            "uptodate": [steps.has(images.root_stamp(p, img), f"{key}\n".encode()), cached],
             "clean": True,
         }
 
@@ -132,8 +127,7 @@ def task_image() -> Iterator[Task]:
             "doc": f"kernel and archive of image {img.name}",
             "actions": [steps.action(steps.build_image, p, img)],
             "targets": list(steps.image_files(p, img).values()),
-            "file_dep": [images.root_stamp(p, u) for u in images.used_images(p, img)
-                         if u.builder in ("demo", "debootstrap")],
+            "file_dep": images.root_stamps(p, img),
             # Named by their inputs (context.image_keys): up to date when they exist.
             "uptodate": [True],
         }

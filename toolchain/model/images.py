@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,39 +51,53 @@ def _image(r: Reader, path: Path, name: str, sub: Tree, value: YNode) -> Image |
     builders = [b for b in IMAGE_SOURCES if b in sub]
     if len(builders) != 1:
         what = "has none" if not builders else "has " + " and ".join(f"`{b}`" for b in builders)
-        r.error(f"image {name} needs exactly one source: demo, root, tarball, oci or "
-                   f"debootstrap ({what})", value.loc,
+        r.error(f"image {name} needs exactly one source: {', '.join(IMAGE_SOURCES[:-1])} or "
+                   f"{IMAGE_SOURCES[-1]} ({what})", value.loc,
                    "e.g. `root: /path/to/chroot`, `tarball: rootfs.tar.zst`, "
                    "or `demo: {}` for the built-in demo image")
         return None
-    kind = builders[0]
     common: dict[str, Any] = {
         "exclude": tuple(get(sub, "exclude", default=[])),
         "compression": get(sub, "compression", default="gzip"),
         "kernel_version": get(sub, "kernel", "version", default=""),
         "kernel_from": get(sub, "kernel", "from", default=""),
     }
-    base = path.parent
-    if kind == "root":
-        return Image(name, "root", root=get(sub, "root"), **common)
-    if kind == "tarball":
-        return Image(name, "tarball", path=str(base / get(sub, "tarball")), **common)
-    if kind == "oci":
-        if "path" not in sub["oci"]:
-            r.error(f"image {name}: oci needs `path`", key_loc(value, "oci"),
-                       "oci: {path: ./layout} (a directory or a tar)")
-            return None
-        return Image(name, "oci", path=str(base / get(sub, "oci", "path")),
-                     oci_ref=get(sub, "oci", "ref", default=""), **common)
-    if kind == "debootstrap":
-        return _debootstrap(r, name, sub, value, common)
-    common["exclude"] = common["exclude"] or BUILT_IMAGE_EXCLUDES
-    return Image(name, "demo",
-                 kernel_package=get(sub, "demo", "kernel_package", default=Image.kernel_package),
-                 modules=tuple(get(sub, "demo", "modules", default=[])), **common)
+    return READERS[builders[0]](Ctx(r, path.parent, name, sub, value), common)
 
-def _debootstrap(r: Reader, name: str, sub: Tree, value: YNode, common: dict[str, Any]) -> Image | None:
-    d = sub["debootstrap"]
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a kind's reader reads: the image's entry, and where relative paths start."""
+    r: Reader
+    base: Path
+    name: str
+    sub: Tree
+    value: YNode
+
+
+def _root(c: Ctx, common: dict[str, Any]) -> Image | None:
+    return Image(c.name, "root", root=get(c.sub, "root"), **common)
+
+def _tarball(c: Ctx, common: dict[str, Any]) -> Image | None:
+    return Image(c.name, "tarball", path=str(c.base / get(c.sub, "tarball")), **common)
+
+def _oci(c: Ctx, common: dict[str, Any]) -> Image | None:
+    if "path" not in c.sub["oci"]:
+        c.r.error(f"image {c.name}: oci needs `path`", key_loc(c.value, "oci"),
+                  "oci: {path: ./layout} (a directory or a tar)")
+        return None
+    return Image(c.name, "oci", path=str(c.base / get(c.sub, "oci", "path")),
+                 oci_ref=get(c.sub, "oci", "ref", default=""), **common)
+
+def _demo(c: Ctx, common: dict[str, Any]) -> Image | None:
+    common["exclude"] = common["exclude"] or BUILT_IMAGE_EXCLUDES
+    return Image(c.name, "demo",
+                 kernel_package=get(c.sub, "demo", "kernel_package", default=Image.kernel_package),
+                 modules=tuple(get(c.sub, "demo", "modules", default=[])), **common)
+
+def _debootstrap(c: Ctx, common: dict[str, Any]) -> Image | None:
+    r, name, value = c.r, c.name, c.value
+    d = c.sub["debootstrap"]
     if "suite" not in d:
         r.error(f"image {name}: debootstrap needs `suite`", key_loc(value, "debootstrap"),
                    "the Debian release to install, e.g. suite: bookworm")
@@ -97,3 +113,8 @@ def _debootstrap(r: Reader, name: str, sub: Tree, value: YNode, common: dict[str
                        tuple(get(d, "include", default=[])),
                        tuple(get(d, "components", default=["main"])), mirror)
     return Image(name, "debootstrap", debootstrap=boot, **common)
+
+
+# Each kind's settings to an Image; toolchain.image.registry has the same kinds.
+READERS: dict[str, Callable[[Ctx, dict[str, Any]], Image | None]] = {
+    "demo": _demo, "root": _root, "tarball": _tarball, "oci": _oci, "debootstrap": _debootstrap}

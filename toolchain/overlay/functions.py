@@ -43,7 +43,7 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 
 from toolchain.errors import WWError
-from toolchain.image.builder import read_image_file
+from toolchain.image.files import read_image_file
 from toolchain.overlay import hostkeys
 
 if TYPE_CHECKING:

@@ -1,0 +1,1 @@
+"""Image source kinds, one module each; `toolchain.image.registry` maps kind to object."""
