@@ -112,9 +112,12 @@ def test_unpend_forgets_the_waiting_time_of_files_about_to_be_named(tmp_path: Pa
     collect(set(FILES) - {old}, 0.0)
     gc.unpend(state, set(FILES))                     # a build about to name it again ...
     assert not gc.up_to_date(state, set(FILES) - {old}, GRACE, now=1.0)
-    # ... killed before publishing: the next collection finds it unnamed, waiting from now.
-    assert collect(set(FILES) - {old}, GRACE).removed == []
-    assert collect(set(FILES) - {old}, 2 * GRACE).removed == [old]
+    # ... killed before publishing: the next collection finds it unnamed, without a walk,
+    # and it waits from then.
+    assert collect(set(FILES) - {old}, 50.0).pending == 1
+    assert collect.scan.walks == 1  # type: ignore[attr-defined]
+    assert collect(set(FILES) - {old}, 50.0 + GRACE - 1).removed == []
+    assert collect(set(FILES) - {old}, 50.0 + GRACE).removed == [old]
 
 
 def test_temporary_files_of_killed_builds_go_sooner(tmp_path: Path) -> None:
@@ -186,14 +189,20 @@ def test_the_tree_is_walked_first_and_once_per_grace_period_only(tmp_path: Path)
 NAMES = [f"nodes/n{i % 3}/f{i}" for i in range(8)]
 
 
+# Whole delays hit the end of the grace period exactly; random ones fall anywhere.
+DELAYS = st.sampled_from([0.0, 1.0, GRACE - 1, GRACE]) | st.floats(0, 2 * GRACE)
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sets(st.sampled_from(NAMES)), st.floats(0, 2 * GRACE), st.booleans()),
+@given(st.lists(st.tuples(st.sets(st.sampled_from(NAMES)), DELAYS,
+                          st.none() | st.sets(st.sampled_from(NAMES))),
                 min_size=1, max_size=8))
 def test_gc_removes_exactly_the_files_unnamed_for_the_grace_period(
-        steps: list[tuple[set[str], float, bool]]) -> None:
+        steps: list[tuple[set[str], float, set[str] | None]]) -> None:
     """Whatever the named sets and clock: a named file is never removed, and an unnamed
     file goes at the first collection `grace` after the collection that first found
-    it unnamed (a builds' unpend() before naming files resets that)."""
+    it unnamed. A build's unpend() of the files it is about to name resets that, even
+    when that build is killed and the next collection names other files."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         http = served(root, NAMES)
@@ -203,9 +212,9 @@ def test_gc_removes_exactly_the_files_unnamed_for_the_grace_period(
         exists = set(NAMES)
         for named, delay, unpend in steps:
             now += delay
-            if unpend:
-                gc.unpend(state, named)
-                waiting = {f: t for f, t in waiting.items() if f not in named}
+            if unpend is not None:
+                gc.unpend(state, unpend)
+                waiting = {f: t for f, t in waiting.items() if f not in unpend}
             result = gc.collect(http, named, state, GRACE, Scan(http), now=now)
             assert not set(result.removed) & named
             for f in exists - named:
