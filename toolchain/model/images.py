@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from toolchain.errors import Loc
 from toolchain.model import spec
-from toolchain.model.reader import Reader, Tree, get, key_loc, loc_at
+from toolchain.model.reader import Reader, Tree, get, key_loc, loc_at, setting
 from toolchain.model.types import (
     BUILT_IMAGE_EXCLUDES,
     DEBOOTSTRAP_EXCLUDES,
@@ -56,10 +56,10 @@ def _image(r: Reader, path: Path, name: str, sub: Tree, value: YNode) -> Image |
         return None
     kind = builders[0]
     common: dict[str, Any] = {
-        "exclude": tuple(get(sub, "exclude", default=[])),
-        "compression": get(sub, "compression", default="gzip"),
-        "kernel_version": get(sub, "kernel", "version", default=""),
-        "kernel_from": get(sub, "kernel", "from", default=""),
+        "exclude": tuple(setting(spec.IMAGE, sub, "exclude")),
+        "compression": setting(spec.IMAGE, sub, "compression"),
+        "kernel_version": setting(spec.IMAGE, sub, "kernel", "version"),
+        "kernel_from": setting(spec.IMAGE, sub, "kernel", "from"),
     }
     base = path.parent
     if kind == "root":
@@ -72,13 +72,13 @@ def _image(r: Reader, path: Path, name: str, sub: Tree, value: YNode) -> Image |
                        "oci: {path: ./layout} (a directory or a tar)")
             return None
         return Image(name, "oci", path=str(base / get(sub, "oci", "path")),
-                     oci_ref=get(sub, "oci", "ref", default=""), **common)
+                     oci_ref=setting(spec.IMAGE, sub, "oci", "ref"), **common)
     if kind == "debootstrap":
         return _debootstrap(r, name, sub, value, common)
     common["exclude"] = common["exclude"] or BUILT_IMAGE_EXCLUDES
     return Image(name, "demo",
-                 kernel_package=get(sub, "demo", "kernel_package", default=Image.kernel_package),
-                 modules=tuple(get(sub, "demo", "modules", default=[])), **common)
+                 kernel_package=setting(spec.IMAGE, sub, "demo", "kernel_package"),
+                 modules=tuple(setting(spec.IMAGE, sub, "demo", "modules")), **common)
 
 def _debootstrap(r: Reader, name: str, sub: Tree, value: YNode, common: dict[str, Any]) -> Image | None:
     d = sub["debootstrap"]
@@ -86,14 +86,14 @@ def _debootstrap(r: Reader, name: str, sub: Tree, value: YNode, common: dict[str
         r.error(f"image {name}: debootstrap needs `suite`", key_loc(value, "debootstrap"),
                    "the Debian release to install, e.g. suite: bookworm")
         return None
-    mirror = get(d, "mirror", default="")
+    mirror = setting(spec.DEBOOTSTRAP, d, "mirror")
     if mirror and urlsplit(mirror).scheme not in ("http", "https", "file"):
         r.error(f"image {name}: debootstrap mirror `{mirror}` is not an http, https or file URL",
                    loc_at(d, "mirror", default=value.loc),
                    "write the mirror's URL, or leave it out to use this machine's apt source")
         return None
     common["exclude"] = common["exclude"] or DEBOOTSTRAP_EXCLUDES
-    boot = Debootstrap(get(d, "suite"), get(d, "variant", default="minbase"),
-                       tuple(get(d, "include", default=[])),
-                       tuple(get(d, "components", default=["main"])), mirror)
+    boot = Debootstrap(get(d, "suite"), setting(spec.DEBOOTSTRAP, d, "variant"),
+                       tuple(setting(spec.DEBOOTSTRAP, d, "include")),
+                       tuple(setting(spec.DEBOOTSTRAP, d, "components")), mirror)
     return Image(name, "debootstrap", debootstrap=boot, **common)
