@@ -39,9 +39,9 @@ def required(path: str) -> dict[str, str]:
     return {"spec": path}
 
 
-def derived(why: str) -> dict[str, str]:
-    """Metadata of a field that holds no setting of its own."""
-    return {"derived": why}
+def derived(why: str, *settings: str) -> dict[str, Any]:
+    """Metadata of a field that holds no one setting: what it is made of (and from which settings)."""
+    return {"derived": why, "from": settings}
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ class Image:
     modules: tuple[str, ...] = from_spec("images.demo.modules")
     exclude: tuple[str, ...] = from_spec("images.exclude")
     # For "tarball" and "oci": the file or layout, absolute.
-    path: str = field(default="", metadata=derived("images.tarball or images.oci.path"))
+    path: str = field(default="", metadata=derived("the tarball or OCI layout, made absolute",
+                                                   "images.tarball", "images.oci.path"))
     oci_ref: str = from_spec("images.oci.ref")
     debootstrap: Debootstrap | None = field(default=None, metadata=required("images.debootstrap"))
     compression: str = from_spec("images.compression")
