@@ -71,7 +71,8 @@ def test_model_defaults_are_the_tables(cls: type) -> None:
             continue  # the loader always fills it
         what = f"{cls.__name__}.{fld.name}"
         if f.kind in NESTED and dataclasses.is_dataclass(default):
-            assert default == type(default)(), f"{what}: a nested default must be its class's defaults"
+            nested: Any = type(default)
+            assert default == nested(), f"{what}: a nested default must be its class's defaults"
         elif f.kind in NESTED and default is None:
             continue  # an optional section: Image.debootstrap
         else:
@@ -143,8 +144,8 @@ def test_loader_fills_in_the_tables_defaults(tmp_path: Path) -> None:
 
 def test_importer_writes_settings_in_the_tables_order() -> None:
     # A setting added to the table is written too, where the reference has it.
-    assert output.SETTINGS_ORDER == tuple(f.key for f in spec.NODE)
-    assert output.NETDEV_ORDER == tuple(f.key for f in spec.NETDEV)
+    assert tuple(f.key for f in spec.NODE) == output.SETTINGS_ORDER
+    assert tuple(f.key for f in spec.NETDEV) == output.NETDEV_ORDER
     assert "standalone_iso" in output.SETTINGS_ORDER
 
 
@@ -159,8 +160,8 @@ def test_importer_choices_are_the_tables(table: tuple[str, ...], path: str) -> N
 
 
 def test_importer_defaults_are_the_tables() -> None:
-    assert server.DEFAULT_EXPORT_OPTIONS is spec.field_at("nfs.exports.options").default
-    assert server.DEFAULT_LEASE_TIME is spec.field_at("dhcp.lease_time").default
+    assert spec.field_at("nfs.exports.options").default is server.DEFAULT_EXPORT_OPTIONS
+    assert spec.field_at("dhcp.lease_time").default is server.DEFAULT_LEASE_TIME
 
 
 def test_compression_choices_are_what_the_archive_writer_knows() -> None:
