@@ -59,10 +59,12 @@ class Field:
     def unset(self) -> Any:
         """What a setting left out reads as: the default, else the kind's empty value.
 
-        A fresh copy each time, so no caller can change the table's lists.
+        Lists and maps are fresh copies, so no caller can change the table's.
         """
         value = self.default if self.default is not None else _EMPTY.get(self.kind)
-        return copy.deepcopy(value)
+        if isinstance(value, list | dict):
+            return copy.copy(value)  # defaults hold no nested containers
+        return value
 
 
 # What a setting the table gives no default reads as. Addresses, MACs, choices
@@ -270,11 +272,22 @@ TOP = (
 )
 
 
+_FIELD_IN: dict[tuple[int, tuple[str, ...]], tuple[tuple[Field, ...], Field]] = {}
+
+
 def field_in(fields: tuple[Field, ...], keys: tuple[str, ...]) -> Field:
     """The field at `keys` below a table; named entries and list items are passed through.
 
     `field_in(TOP, ("nodes", "ipmi", "port"))` is the BMC port of any node.
     """
+    # Asked for each default of each node: remembered per table, as by_key does.
+    found = _FIELD_IN.get((id(fields), keys))
+    if found is None or found[0] is not fields:
+        found = _FIELD_IN[(id(fields), keys)] = (fields, _field_in(fields, keys))
+    return found[1]
+
+
+def _field_in(fields: tuple[Field, ...], keys: tuple[str, ...]) -> Field:
     f: Field | None = None
     for key in keys:
         if f is not None:
