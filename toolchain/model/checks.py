@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolchain.errors import Loc
-from toolchain.model.reader import Tree, get, loc_at, plain
+from toolchain.model.reader import Tree, get, loc_at, plain, setting
+from toolchain.model.spec import IPMI, NETDEV, NODE, RAM_ROOTS
 from toolchain.model.types import Head, Image, Ipmi, Kernel, NetDev, Node
 
 # How a check reports a mistake: message, where, hint.
@@ -35,31 +36,31 @@ class NodeChecks:
             report(f"image `{image}` is not defined", loc("image"),
                      "defined images: " + (", ".join(sorted(self.images)) or "none"))
         for kind in ("system_overlays", "runtime_overlays"):
-            for ov in get(t, kind, default=[]):
+            for ov in setting(NODE, t, kind):
                 if ov not in self.overlays:
                     report(f"{what}: overlay `{ov}` does not exist", loc(kind),
                              f"create overlays/{ov}/rootfs/ or use one of: "
                              + ", ".join(sorted(self.overlays)))
-        template = get(t, "ipxe_template", default="default")
+        template = setting(NODE, t, "ipxe_template")
         if template not in self.templates:
             report(f"{what}: iPXE template `{template}` does not exist", loc("ipxe_template"),
                      "use one of: " + ", ".join(sorted(self.templates)))
-        root = get(t, "root", default="initramfs")
-        if root not in ("initramfs", "tmpfs") and not (root.startswith("/dev/") and len(root) > 5):
+        root = setting(NODE, t, "root")
+        if root not in RAM_ROOTS and not (root.startswith("/dev/") and len(root) > 5):
             report(f"{what}: root `{root}` is not initramfs, tmpfs or a device", loc("root"),
                      "write initramfs (run from RAM), tmpfs, or a device such as /dev/sda2")
 
-        discoverable = get(t, "discoverable", default=False)
+        discoverable = setting(NODE, t, "discoverable")
         network = self.network(report, what, t.get("network", {}), head, key_loc, partial, discoverable)
         ipmi_tree = t.get("ipmi", {})
-        ipmi = Ipmi(ip=str(get(ipmi_tree, "ip", default="") or ""),
-                    netmask=get(ipmi_tree, "netmask", default=""),
-                    gateway=str(get(ipmi_tree, "gateway", default="")),
-                    user=get(ipmi_tree, "user", default=""),
-                    password=get(ipmi_tree, "password", default=""),
-                    interface=get(ipmi_tree, "interface", default="lanplus"),
-                    port=get(ipmi_tree, "port", default=623),
-                    write=get(ipmi_tree, "write", default=False),
+        ipmi = Ipmi(ip=str(get(ipmi_tree, "ip") or ""),
+                    netmask=get(ipmi_tree, "netmask") or "",
+                    gateway=str(get(ipmi_tree, "gateway") or ""),
+                    user=setting(IPMI, ipmi_tree, "user"),
+                    password=setting(IPMI, ipmi_tree, "password"),
+                    interface=setting(IPMI, ipmi_tree, "interface"),
+                    port=setting(IPMI, ipmi_tree, "port"),
+                    write=setting(IPMI, ipmi_tree, "write"),
                     tags={k: v.value for k, v in ipmi_tree.get("tags", {}).items()})
         if ipmi_tree.get("ip") is not None and ipmi_tree["ip"].value is None:
             report(f"{what}: ipmi ip counted past 255.255.255.255", loc("ipmi", "ip"),
@@ -76,20 +77,20 @@ class NodeChecks:
             return None
         primary = next(d.name for d in network.values() if d.primary)
         return Node(
-            name=name, image=image, kernel=Kernel(get(t, "kernel", "version", default=""),
-                                                  tuple(get(t, "kernel", "args", default=[]))),
-            init=get(t, "init", default="/sbin/init"), root=root, ipxe_template=template,
-            system_overlays=tuple(get(t, "system_overlays", default=[])),
-            runtime_overlays=tuple(get(t, "runtime_overlays", default=[])),
+            name=name, image=image, kernel=Kernel(setting(NODE, t, "kernel", "version"),
+                                                  tuple(setting(NODE, t, "kernel", "args"))),
+            init=setting(NODE, t, "init"), root=root, ipxe_template=template,
+            system_overlays=tuple(setting(NODE, t, "system_overlays")),
+            runtime_overlays=tuple(setting(NODE, t, "runtime_overlays")),
             network=network, primary_network=primary, ipmi=ipmi,
             tags={k: v.value for k, v in t.get("tags", {}).items()},
-            resources=get(t, "resources", default={}),
+            resources=setting(NODE, t, "resources"),
             disks={d: _plain_struct(v) for d, v in t.get("disks", {}).items()},
             filesystems={d: _plain_struct(v) for d, v in t.get("filesystems", {}).items()},
-            profiles=chain, comment=get(t, "comment", default=""),
-            standalone_iso=get(t, "standalone_iso", default=False),
+            profiles=chain, comment=setting(NODE, t, "comment"),
+            standalone_iso=setting(NODE, t, "standalone_iso"),
             discoverable=discoverable,
-            asset_key=get(t, "asset_key", default=""))
+            asset_key=setting(NODE, t, "asset_key"))
 
     def network(self, report: Report, what: str, devs: Tree, head: Head | None,
                 key_loc: Loc, partial: bool, discoverable: bool = False) -> dict[str, NetDev] | None:
@@ -154,11 +155,11 @@ class NodeChecks:
                     report(f"{dwhat}: gateway {gateway} is not in {net}",
                              loc_at(d, "gateway", default=key_loc), "fix the gateway or the netmask")
             out[name] = NetDev(
-                name=name, type=get(d, "type", default="ethernet"), device=get(d, "device", default=""),
+                name=name, type=setting(NETDEV, d, "type"), device=setting(NETDEV, d, "device"),
                 mac=mac or "", ip=str(ip) if ip is not None else "", netmask=netmask or "",
                 prefix=prefix, gateway=str(gateway) if gateway is not None else "",
-                mtu=get(d, "mtu", default=0), primary=name == primary,
-                onboot=get(d, "onboot", default=True),
+                mtu=setting(NETDEV, d, "mtu"), primary=name == primary,
+                onboot=setting(NETDEV, d, "onboot"),
                 tags={k: v.value for k, v in d.get("tags", {}).items()})
         return out if len(out) == len(devs) else None
 

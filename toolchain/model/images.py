@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from toolchain.errors import Loc
 from toolchain.model import spec
-from toolchain.model.reader import Reader, Tree, get, key_loc, loc_at
+from toolchain.model.reader import Reader, Tree, get, key_loc, loc_at, setting
 from toolchain.model.types import (
     BUILT_IMAGE_EXCLUDES,
     DEBOOTSTRAP_EXCLUDES,
@@ -57,10 +57,10 @@ def _image(r: Reader, path: Path, name: str, sub: Tree, value: YNode) -> Image |
                    "or `demo: {}` for the built-in demo image")
         return None
     common: dict[str, Any] = {
-        "exclude": tuple(get(sub, "exclude", default=[])),
-        "compression": get(sub, "compression", default="gzip"),
-        "kernel_version": get(sub, "kernel", "version", default=""),
-        "kernel_from": get(sub, "kernel", "from", default=""),
+        "exclude": tuple(setting(spec.IMAGE, sub, "exclude")),
+        "compression": setting(spec.IMAGE, sub, "compression"),
+        "kernel_version": setting(spec.IMAGE, sub, "kernel", "version"),
+        "kernel_from": setting(spec.IMAGE, sub, "kernel", "from"),
     }
     return READERS[builders[0]](Ctx(r, path.parent, name, sub, value), common)
 
@@ -87,13 +87,13 @@ def _oci(c: Ctx, common: dict[str, Any]) -> Image | None:
                   "oci: {path: ./layout} (a directory or a tar)")
         return None
     return Image(c.name, "oci", path=str(c.base / get(c.sub, "oci", "path")),
-                 oci_ref=get(c.sub, "oci", "ref", default=""), **common)
+                 oci_ref=setting(spec.IMAGE, c.sub, "oci", "ref"), **common)
 
 def _demo(c: Ctx, common: dict[str, Any]) -> Image | None:
     common["exclude"] = common["exclude"] or BUILT_IMAGE_EXCLUDES
     return Image(c.name, "demo",
-                 kernel_package=get(c.sub, "demo", "kernel_package", default=Image.kernel_package),
-                 modules=tuple(get(c.sub, "demo", "modules", default=[])), **common)
+                 kernel_package=setting(spec.IMAGE, c.sub, "demo", "kernel_package"),
+                 modules=tuple(setting(spec.IMAGE, c.sub, "demo", "modules")), **common)
 
 def _debootstrap(c: Ctx, common: dict[str, Any]) -> Image | None:
     r, name, value = c.r, c.name, c.value
@@ -102,16 +102,16 @@ def _debootstrap(c: Ctx, common: dict[str, Any]) -> Image | None:
         r.error(f"image {name}: debootstrap needs `suite`", key_loc(value, "debootstrap"),
                    "the Debian release to install, e.g. suite: bookworm")
         return None
-    mirror = get(d, "mirror", default="")
+    mirror = setting(spec.DEBOOTSTRAP, d, "mirror")
     if mirror and urlsplit(mirror).scheme not in ("http", "https", "file"):
         r.error(f"image {name}: debootstrap mirror `{mirror}` is not an http, https or file URL",
                    loc_at(d, "mirror", default=value.loc),
                    "write the mirror's URL, or leave it out to use this machine's apt source")
         return None
     common["exclude"] = common["exclude"] or DEBOOTSTRAP_EXCLUDES
-    boot = Debootstrap(get(d, "suite"), get(d, "variant", default="minbase"),
-                       tuple(get(d, "include", default=[])),
-                       tuple(get(d, "components", default=["main"])), mirror)
+    boot = Debootstrap(get(d, "suite"), setting(spec.DEBOOTSTRAP, d, "variant"),
+                       tuple(setting(spec.DEBOOTSTRAP, d, "include")),
+                       tuple(setting(spec.DEBOOTSTRAP, d, "components")), mirror)
     return Image(name, "debootstrap", debootstrap=boot, **common)
 
 

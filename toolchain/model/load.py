@@ -18,8 +18,8 @@ from toolchain.hostlist import HostlistError, expand
 from toolchain.model import spec
 from toolchain.model.checks import NodeChecks
 from toolchain.model.images import read_images
-from toolchain.model.reader import Reader, Tree, Val, flatten, get, instantiate, loc_at, merge
-from toolchain.model.spec import NODE, DhcpBackend
+from toolchain.model.reader import Reader, Tree, Val, flatten, get, instantiate, loc_at, merge, setting
+from toolchain.model.spec import DHCP, HEAD, NFS_EXPORT, NODE, TOP, DhcpBackend
 from toolchain.model.types import (
     Cluster,
     Dhcp,
@@ -79,14 +79,14 @@ class _Loader:
         if r.errors:
             raise WWErrors(r.errors)
         assert head is not None
-        exports = tuple(Export(get(e, "path"), get(e, "options", default="rw,sync,no_subtree_check"))
-                        for e in get(top, "nfs", "exports", default=[]))
+        exports = tuple(Export(get(e, "path"), setting(NFS_EXPORT, e, "options"))
+                        for e in setting(TOP, top, "nfs", "exports"))
         return Cluster(
             str(self.path), head, images, tuple(nodes), dhcp=dhcp, nfs_exports=exports,
-            ssh_key_types=tuple(get(top, "ssh", "key_types", default=["ed25519", "ecdsa", "rsa"])),
-            ssh_authorized_keys=tuple(get(top, "ssh", "authorized_keys", default=[])),
-            ssh_authorized_key_files=tuple(get(top, "ssh", "authorized_key_files", default=[])),
-            wwclient_interval=get(top, "wwclient", "interval", default=60),
+            ssh_key_types=tuple(setting(TOP, top, "ssh", "key_types")),
+            ssh_authorized_keys=tuple(setting(TOP, top, "ssh", "authorized_keys")),
+            ssh_authorized_key_files=tuple(setting(TOP, top, "ssh", "authorized_key_files")),
+            wwclient_interval=setting(TOP, top, "wwclient", "interval"),
             node_locs=locs, sources=sources)
 
     # --- head, images, dhcp -------------------------------------------------------
@@ -117,7 +117,7 @@ class _Loader:
         if ip not in net:
             self.error(f"head ip {ip} is not inside the cluster network {net}", tree["ip"].loc,
                        "fix either the ip or the network")
-        http = str(get(tree, "http", default=f"http://{ip}")).rstrip("/")
+        http = str(get(tree, "http") or f"http://{ip}").rstrip("/")
         try:
             url = urlsplit(http)
             port = url.port or 80
@@ -131,15 +131,15 @@ class _Loader:
                        loc_at(tree, "http", default=raw.loc),
                        "iPXE fetches over plain HTTP; write e.g. http://10.0.0.1 or http://10.0.0.1:8080")
             return None
-        return Head(ip, net, http, host, port, get(tree, "fqdn", default=""),
-                    get(tree, "access_log", default=Head.access_log))
+        return Head(ip, net, http, host, port, setting(HEAD, tree, "fqdn"),
+                    setting(HEAD, tree, "access_log"))
 
     def dhcp(self, tree: Tree, raw: YNode | None, head: Head | None, nodes: list[Node],
              locs: dict[str, Loc]) -> Dhcp:
-        settings = Dhcp(lease_time=get(tree, "lease_time", default=3600),
-                              backend=DhcpBackend(get(tree, "backend", default="isc")),
-                              interface=get(tree, "interface", default=""),
-                              dnsmasq_tftp=get(tree, "dnsmasq_tftp", default=False))
+        settings = Dhcp(lease_time=setting(DHCP, tree, "lease_time"),
+                        backend=DhcpBackend(setting(DHCP, tree, "backend")),
+                        interface=setting(DHCP, tree, "interface"),
+                        dnsmasq_tftp=setting(DHCP, tree, "dnsmasq_tftp"))
         start, end = get(tree, "range", "start"), get(tree, "range", "end")
         if "range" in tree and (start is None or end is None):
             ranges = [v for k, v in raw.items if k.text == "range"] if isinstance(raw, YMap) else []

@@ -15,7 +15,7 @@ from typing import Any
 
 from toolchain.errors import Loc, WWError
 from toolchain.model import values as schema
-from toolchain.model.spec import Field, Kind, by_key
+from toolchain.model.spec import Field, Kind, by_key, field_in
 from toolchain.model.yamlsrc import YMap, YNode, YScalar, YSeq
 
 Tree = dict[str, Any]
@@ -266,12 +266,30 @@ def plain(tree: Any) -> Any:
 
 # --- reading the merged tree ------------------------------------------------------
 
-def get(tree: Tree, *keys: str, default: Any = None) -> Any:
+_UNSET = object()
+
+
+def _find(tree: Tree, keys: tuple[str, ...]) -> Any:
     for key in keys:
         if not isinstance(tree, dict) or key not in tree:
-            return default
+            return _UNSET
         tree = tree[key]
     return tree.value if isinstance(tree, Val) else tree
+
+
+def get(tree: Tree, *keys: str) -> Any:
+    """The value at `keys`, or None where it is not set (to tell set from unset)."""
+    found = _find(tree, keys)
+    return None if found is _UNSET else found
+
+
+def setting(fields: tuple[Field, ...], tree: Tree, *keys: str) -> Any:
+    """The value at `keys` of a tree read with `fields`, or the table's default for it.
+
+    The default is looked up here so that no caller writes one of its own.
+    """
+    found = _find(tree, keys)
+    return field_in(fields, keys).unset() if found is _UNSET else found
 
 
 def loc_at(tree: Tree, *keys: str, default: Loc) -> Loc:

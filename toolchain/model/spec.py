@@ -2,11 +2,15 @@
 
 This table drives the loader (what keys exist, how each value is read and how
 profiles merge it), the JSON Schema shipped for editors, `wwstatic show` and the
-reference docs. To add a setting, add a `Field` here and read it in model.py.
+reference docs. It is also the only place that says a setting's default and
+choices: the dataclasses (types.py), the loader and the Warewulf importer take
+them from here. To add a setting, add a `Field` here and read it in load.py,
+images.py or checks.py.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -50,6 +54,25 @@ class Field:
     per_node: bool = False             # a list with one value per node of a hostlist key
     entry: str = "name"                # what a DICT's keys are, for messages
     maximum: int = 2**31
+
+
+    def unset(self) -> Any:
+        """What a setting left out reads as: the default, else the kind's empty value.
+
+        Lists and maps are fresh copies, so no caller can change the table's.
+        """
+        value = self.default if self.default is not None else _EMPTY.get(self.kind)
+        if isinstance(value, list | dict):
+            return copy.copy(value)  # defaults hold no nested containers
+        return value
+
+
+# What a setting the table gives no default reads as. Addresses, MACs, choices
+# and booleans have no empty value: they read as None, "not set".
+_EMPTY: dict[Kind, Any] = {
+    Kind.STR: "", Kind.NAME: "", Kind.PATH: "", Kind.INT: 0, Kind.LIST: [], Kind.TAGS: {},
+    Kind.FREE: {}, Kind.STRUCT: {}, Kind.DICT: {}, Kind.ITEMS: [],
+}
 
 
 _BY_KEY: dict[int, tuple[tuple[Field, ...], dict[str, Field]]] = {}
@@ -124,6 +147,9 @@ KERNEL = (
     Field("args", Kind.LIST, "kernel command line arguments; `~arg` removes one set earlier"),
 )
 
+# The root file systems a node unpacks into RAM; any other root is a /dev/ device.
+RAM_ROOTS = ("initramfs", "tmpfs")
+
 NODE = (
     Field("profiles", Kind.LIST, "profiles merged in, in order; `~name` drops one"),
     Field("comment", Kind.STR, "free text"),
@@ -131,7 +157,7 @@ NODE = (
     Field("kernel", Kind.STRUCT, "kernel selection and command line", fields=KERNEL),
     Field("init", Kind.PATH, "what wwinit executes when it is done", "/sbin/init"),
     Field("root", Kind.STR, "root file system: initramfs, tmpfs, or a device such as /dev/sda2",
-          "initramfs"),
+          RAM_ROOTS[0]),
     Field("ipxe_template", Kind.NAME, "iPXE script template", "default"),
     Field("system_overlays", Kind.LIST, "overlays unpacked at boot, before init; `~name` removes one"),
     Field("runtime_overlays", Kind.LIST,
@@ -166,7 +192,7 @@ DHCP_RANGE = (
 )
 DHCP = (
     Field("backend", Kind.CHOICE, "the DHCP server the site runs; all three configs are built, "
-          "the README's instructions follow this one", DhcpBackend.ISC.value,
+          "the README's instructions follow this one", DhcpBackend.ISC,
           choices=tuple(b.value for b in DhcpBackend)),
     Field("interface", Kind.NAME, "the head's interface on the cluster network; dnsmasq and Kea "
           "listen there only (default: dnsmasq and Kea listen on every interface and answer "
@@ -244,6 +270,38 @@ TOP = (
     Field("profiles", Kind.DICT, "named groups of node settings", fields=NODE, entry="profile name"),
     Field("nodes", Kind.DICT, "nodes by name or hostlist (n[01-04])", fields=NODE, entry="node name"),
 )
+
+
+_FIELD_IN: dict[tuple[int, tuple[str, ...]], tuple[tuple[Field, ...], Field]] = {}
+
+
+def field_in(fields: tuple[Field, ...], keys: tuple[str, ...]) -> Field:
+    """The field at `keys` below a table; named entries and list items are passed through.
+
+    `field_in(TOP, ("nodes", "ipmi", "port"))` is the BMC port of any node.
+    """
+    # Asked for each default of each node: remembered per table, as by_key does.
+    found = _FIELD_IN.get((id(fields), keys))
+    if found is None or found[0] is not fields:
+        found = _FIELD_IN[(id(fields), keys)] = (fields, _field_in(fields, keys))
+    return found[1]
+
+
+def _field_in(fields: tuple[Field, ...], keys: tuple[str, ...]) -> Field:
+    f: Field | None = None
+    for key in keys:
+        if f is not None:
+            fields = f.fields
+        f = by_key(fields).get(key)
+        if f is None:
+            raise KeyError(".".join(keys))
+    assert f is not None, "no keys"
+    return f
+
+
+def field_at(path: str) -> Field:
+    """The field at a dotted path from the top of cluster.yaml, e.g. "nodes.ipmi.port"."""
+    return field_in(TOP, tuple(path.split(".")))
 
 
 def json_schema() -> dict[str, Any]:

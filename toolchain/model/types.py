@@ -1,7 +1,9 @@
 """The resolved cluster: immutable dataclasses, one per kind of cluster.yaml section.
 
 The loader (load.py) makes them; everything after it reads them and nothing
-changes them.
+changes them. Each field says which setting of the field table (spec.py) it
+holds, and takes its default from there; the few that hold no setting say what
+they are derived from.
 """
 
 from __future__ import annotations
@@ -12,28 +14,54 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from toolchain.errors import Loc
+from toolchain.model import spec
 from toolchain.model.reader import Val
 from toolchain.model.spec import DhcpBackend
 
 
+def from_spec(path: str) -> Any:
+    """A field holding the setting at `path` ("nodes.ipmi.port"), with the table's default.
+
+    Lists become tuples (the model is immutable); a setting with neither
+    default nor empty value (an address) is "" here, as the model keeps text.
+    """
+    value = spec.field_at(path).unset()
+    meta = {"spec": path}
+    if isinstance(value, dict):
+        return field(default_factory=spec.field_at(path).unset, metadata=meta)
+    if isinstance(value, list):
+        value = tuple(value)
+    return field(default="" if value is None else value, metadata=meta)
+
+
+def required(path: str) -> dict[str, str]:
+    """Metadata of a field holding the setting at `path` that the loader always fills."""
+    return {"spec": path}
+
+
+def derived(why: str, *settings: str) -> dict[str, Any]:
+    """Metadata of a field that holds no one setting: what it is made of (and from which settings)."""
+    return {"derived": why, "from": settings}
+
+
 @dataclass(frozen=True)
 class Head:
-    ip: ipaddress.IPv4Address
-    network: ipaddress.IPv4Network
-    http: str  # base URL the nodes fetch from, no trailing slash
-    http_host: str
-    http_port: int
-    fqdn: str = ""
-    access_log: str = "/var/log/nginx/wwstatic-access.log"
+    ip: ipaddress.IPv4Address = field(metadata=required("head.ip"))
+    network: ipaddress.IPv4Network = field(metadata=required("head.network"))
+    http: str = field(metadata=required("head.http"))  # no trailing slash
+    http_host: str = field(metadata=derived("head.http's host"))
+    http_port: int = field(metadata=derived("head.http's port"))
+    fqdn: str = from_spec("head.fqdn")
+    access_log: str = from_spec("head.access_log")
 
 
 @dataclass(frozen=True)
 class Debootstrap:
-    suite: str
-    variant: str = "minbase"
-    include: tuple[str, ...] = ()
-    components: tuple[str, ...] = ("main",)
-    mirror: str = ""        # "": this machine's apt source, looked up when building
+    suite: str = field(metadata=required("images.debootstrap.suite"))
+    variant: str = from_spec("images.debootstrap.variant")
+    include: tuple[str, ...] = from_spec("images.debootstrap.include")
+    components: tuple[str, ...] = from_spec("images.debootstrap.components")
+    mirror: str = from_spec("images.debootstrap.mirror")  # "": this machine's apt source
 
 
 IMAGE_SOURCES = ("demo", "root", "tarball", "oci", "debootstrap")
@@ -45,34 +73,36 @@ DEBOOTSTRAP_EXCLUDES = ("/boot/*", "/var/cache/apt/*", "/var/lib/apt/lists/*")
 
 @dataclass(frozen=True)
 class Image:
-    name: str
-    builder: str            # one of IMAGE_SOURCES
-    root: str = ""          # for "root": the directory
-    kernel_package: str = "linux-image-cloud-amd64"
-    modules: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    path: str = ""          # for "tarball" and "oci": the file or layout, absolute
-    oci_ref: str = ""
-    debootstrap: Debootstrap | None = None
-    compression: str = "gzip"
-    kernel_version: str = ""
-    kernel_from: str = ""   # another image whose kernel and modules this one boots
+    name: str = field(metadata=derived("its key under images:"))
+    builder: str = field(metadata=derived("which of IMAGE_SOURCES it has"))
+    root: str = from_spec("images.root")
+    kernel_package: str = from_spec("images.demo.kernel_package")
+    modules: tuple[str, ...] = from_spec("images.demo.modules")
+    exclude: tuple[str, ...] = from_spec("images.exclude")
+    # For "tarball" and "oci": the file or layout, absolute.
+    path: str = field(default="", metadata=derived("the tarball or OCI layout, made absolute",
+                                                   "images.tarball", "images.oci.path"))
+    oci_ref: str = from_spec("images.oci.ref")
+    debootstrap: Debootstrap | None = field(default=None, metadata=required("images.debootstrap"))
+    compression: str = from_spec("images.compression")
+    kernel_version: str = from_spec("images.kernel.version")
+    kernel_from: str = from_spec("images.kernel.from")
 
 
 @dataclass(frozen=True)
 class NetDev:
-    name: str
-    type: str
-    device: str
-    mac: str
-    ip: str
-    netmask: str
-    prefix: int
-    gateway: str
-    mtu: int
-    primary: bool
-    onboot: bool
-    tags: dict[str, str]
+    name: str = field(metadata=derived("its key under network:"))
+    type: str = field(metadata=required("nodes.network.type"))
+    device: str = field(metadata=required("nodes.network.device"))
+    mac: str = field(metadata=required("nodes.network.mac"))
+    ip: str = field(metadata=required("nodes.network.ip"))
+    netmask: str = field(metadata=required("nodes.network.netmask"))
+    prefix: int = field(metadata=derived("the netmask's length"))
+    gateway: str = field(metadata=required("nodes.network.gateway"))
+    mtu: int = field(metadata=required("nodes.network.mtu"))
+    primary: bool = field(metadata=required("nodes.network.primary"))
+    onboot: bool = field(metadata=required("nodes.network.onboot"))
+    tags: dict[str, str] = field(metadata=required("nodes.network.tags"))
 
     @property
     def cidr(self) -> str:
@@ -81,45 +111,45 @@ class NetDev:
 
 @dataclass(frozen=True)
 class Ipmi:
-    ip: str = ""
-    netmask: str = ""
-    gateway: str = ""
-    user: str = ""
-    password: str = ""
-    interface: str = "lanplus"
-    port: int = 623
-    write: bool = False
-    tags: dict[str, str] = field(default_factory=dict)
+    ip: str = from_spec("nodes.ipmi.ip")
+    netmask: str = from_spec("nodes.ipmi.netmask")
+    gateway: str = from_spec("nodes.ipmi.gateway")
+    user: str = from_spec("nodes.ipmi.user")
+    password: str = from_spec("nodes.ipmi.password")
+    interface: str = from_spec("nodes.ipmi.interface")
+    port: int = from_spec("nodes.ipmi.port")
+    write: bool = from_spec("nodes.ipmi.write")
+    tags: dict[str, str] = from_spec("nodes.ipmi.tags")
 
 
 @dataclass(frozen=True)
 class Kernel:
-    version: str = ""
-    args: tuple[str, ...] = ()
+    version: str = from_spec("nodes.kernel.version")
+    args: tuple[str, ...] = from_spec("nodes.kernel.args")
 
 
 @dataclass(frozen=True)
 class Node:
-    name: str
-    image: str
-    kernel: Kernel
-    init: str
-    root: str
-    ipxe_template: str
-    system_overlays: tuple[str, ...]
-    runtime_overlays: tuple[str, ...]
-    network: dict[str, NetDev]
-    primary_network: str
-    ipmi: Ipmi
-    tags: dict[str, str]
-    resources: dict[str, Any]
-    disks: dict[str, Any]
-    filesystems: dict[str, Any]
-    profiles: tuple[str, ...]
-    comment: str = ""
-    standalone_iso: bool = False
-    discoverable: bool = False
-    asset_key: str = ""
+    name: str = field(metadata=derived("its key under nodes:, or one name of its hostlist"))
+    image: str = field(metadata=required("nodes.image"))
+    kernel: Kernel = field(metadata=required("nodes.kernel"))
+    init: str = field(metadata=required("nodes.init"))
+    root: str = field(metadata=required("nodes.root"))
+    ipxe_template: str = field(metadata=required("nodes.ipxe_template"))
+    system_overlays: tuple[str, ...] = field(metadata=required("nodes.system_overlays"))
+    runtime_overlays: tuple[str, ...] = field(metadata=required("nodes.runtime_overlays"))
+    network: dict[str, NetDev] = field(metadata=required("nodes.network"))
+    primary_network: str = field(metadata=derived("the network device marked or taken as primary"))
+    ipmi: Ipmi = field(metadata=required("nodes.ipmi"))
+    tags: dict[str, str] = field(metadata=required("nodes.tags"))
+    resources: dict[str, Any] = field(metadata=required("nodes.resources"))
+    disks: dict[str, Any] = field(metadata=required("nodes.disks"))
+    filesystems: dict[str, Any] = field(metadata=required("nodes.filesystems"))
+    profiles: tuple[str, ...] = field(metadata=required("nodes.profiles"))  # expanded, in order
+    comment: str = from_spec("nodes.comment")
+    standalone_iso: bool = from_spec("nodes.standalone_iso")
+    discoverable: bool = from_spec("nodes.discoverable")
+    asset_key: str = from_spec("nodes.asset_key")
 
     # The primary device's settings, which the boot chain uses.
     @property
@@ -166,34 +196,36 @@ class Node:
 
 @dataclass(frozen=True)
 class Dhcp:
-    range_start: str = ""
-    range_end: str = ""
-    lease_time: int = 3600
-    backend: DhcpBackend = DhcpBackend.ISC
-    interface: str = ""
-    dnsmasq_tftp: bool = False
+    range_start: str = from_spec("dhcp.range.start")
+    range_end: str = from_spec("dhcp.range.end")
+    lease_time: int = from_spec("dhcp.lease_time")
+    backend: DhcpBackend = from_spec("dhcp.backend")
+    interface: str = from_spec("dhcp.interface")
+    dnsmasq_tftp: bool = from_spec("dhcp.dnsmasq_tftp")
 
 
 @dataclass(frozen=True)
 class Export:
-    path: str
-    options: str
+    path: str = field(metadata=required("nfs.exports.path"))
+    options: str = from_spec("nfs.exports.options")
 
 
 @dataclass(frozen=True)
 class Cluster:
-    path: str
-    head: Head
-    images: dict[str, Image]
-    nodes: tuple[Node, ...]
-    dhcp: Dhcp = Dhcp()
-    nfs_exports: tuple[Export, ...] = ()
-    ssh_key_types: tuple[str, ...] = ("ed25519", "ecdsa", "rsa")
-    ssh_authorized_keys: tuple[str, ...] = ()
-    ssh_authorized_key_files: tuple[str, ...] = ()
-    wwclient_interval: int = 60
-    node_locs: dict[str, Loc] = field(default_factory=dict, compare=False, repr=False)
-    sources: dict[str, dict[str, Val]] = field(default_factory=dict, compare=False, repr=False)
+    path: str = field(metadata=derived("where cluster.yaml is"))
+    head: Head = field(metadata=required("head"))
+    images: dict[str, Image] = field(metadata=required("images"))
+    nodes: tuple[Node, ...] = field(metadata=required("nodes"))
+    dhcp: Dhcp = field(default=Dhcp(), metadata=required("dhcp"))
+    nfs_exports: tuple[Export, ...] = from_spec("nfs.exports")
+    ssh_key_types: tuple[str, ...] = from_spec("ssh.key_types")
+    ssh_authorized_keys: tuple[str, ...] = from_spec("ssh.authorized_keys")
+    ssh_authorized_key_files: tuple[str, ...] = from_spec("ssh.authorized_key_files")
+    wwclient_interval: int = from_spec("wwclient.interval")
+    node_locs: dict[str, Loc] = field(default_factory=dict, compare=False, repr=False,
+                                      metadata=derived("where each node's key is written"))
+    sources: dict[str, dict[str, Val]] = field(default_factory=dict, compare=False, repr=False,
+                                               metadata=derived("which profile set each value"))
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
