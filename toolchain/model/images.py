@@ -14,7 +14,6 @@ from toolchain.model.reader import Reader, Tree, get, key_loc, loc_at, setting
 from toolchain.model.types import (
     BUILT_IMAGE_EXCLUDES,
     DEBOOTSTRAP_EXCLUDES,
-    IMAGE_SOURCES,
     Debootstrap,
     Image,
 )
@@ -118,3 +117,5 @@ def _debootstrap(c: Ctx, common: dict[str, Any]) -> Image | None:
 # Each kind's settings to an Image; toolchain.image.registry has the same kinds.
 READERS: dict[str, Callable[[Ctx, dict[str, Any]], Image | None]] = {
     "demo": _demo, "root": _root, "tarball": _tarball, "oci": _oci, "debootstrap": _debootstrap}
+# The kinds an image entry can name, in the order messages list them.
+IMAGE_SOURCES = tuple(READERS)

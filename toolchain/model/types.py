@@ -64,7 +64,6 @@ class Debootstrap:
     mirror: str = from_spec("images.debootstrap.mirror")  # "": this machine's apt source
 
 
-IMAGE_SOURCES = ("demo", "root", "tarball", "oci", "debootstrap")
 # What an image's files are left without unless it says otherwise: the kernel
 # in /boot is served on its own, and apt's caches are of no use on a node.
 BUILT_IMAGE_EXCLUDES = ("/boot/*",)
@@ -74,7 +73,7 @@ DEBOOTSTRAP_EXCLUDES = ("/boot/*", "/var/cache/apt/*", "/var/lib/apt/lists/*")
 @dataclass(frozen=True)
 class Image:
     name: str = field(metadata=derived("its key under images:"))
-    builder: str = field(metadata=derived("which of IMAGE_SOURCES it has"))
+    builder: str = field(metadata=derived("which of model.images.IMAGE_SOURCES it has"))
     root: str = from_spec("images.root")
     kernel_package: str = from_spec("images.demo.kernel_package")
     modules: tuple[str, ...] = from_spec("images.demo.modules")
