@@ -1913,3 +1913,10 @@ def test_primary_false_is_respected(tmp_path: Path) -> None:
     text = text.replace("ip: 10.0.0.12}", "ip: 10.0.0.12, primary: false}")
     errors = errors_of(tmp_path, text)
     assert len(errors) == 1 and "every network device is marked primary: false" in errors[0].message
+
+
+def test_a_key_type_hostkeys_cannot_make_is_an_error_at_its_line(tmp_path: Path) -> None:
+    """ssh.key_types is checked against the types the build can generate, when loaded, not when built."""
+    text = HEAD + "ssh:\n  key_types: [ed25519, dsa]\nnodes: {}\n"
+    err = expect_error(tmp_path, text, 8, 24, "`dsa` is not one of ed25519, ecdsa, rsa")
+    assert "choose from" in (err.hint or "")

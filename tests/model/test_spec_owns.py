@@ -181,9 +181,6 @@ COMMON_WORDS = {
 # Known uses outside the model, each for its own reason.
 ELSEWHERE = {
     ("lanplus", "ops/power.py"): "ipmitool's -C (cipher suite) is for the lanplus interface only",
-    ("ed25519", "overlay/hostkeys.py"): "the key types hostkeys can generate",
-    ("ecdsa", "overlay/hostkeys.py"): "the key types hostkeys can generate",
-    ("rsa", "overlay/hostkeys.py"): "the key types hostkeys can generate",
 }
 
 

@@ -160,7 +160,13 @@ def leaf(f: Field, node: YNode, what: str) -> Any:
     if k is Kind.CHOICE:
         return schema.as_choice(node, what, f.choices)
     if k is Kind.LIST:
-        return schema.as_list(node, what)
+        items = schema.as_list(node, what)
+        nodes = node.items if isinstance(node, YSeq) else [node]
+        for item, at in zip(items if f.choices else (), nodes, strict=False):
+            if item.lstrip("~") not in f.choices:
+                raise WWError(f"{what}: `{item}` is not one of {', '.join(f.choices)}", loc=at.loc,
+                              hint=f"choose from: {', '.join(f.choices)}")
+        return items
     if k is Kind.FREE:
         return schema.as_free(node)
     raise AssertionError(k)

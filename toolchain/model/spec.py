@@ -49,7 +49,7 @@ class Field:
     default: Any = None
     node_only: bool = False
     fields: tuple[Field, ...] = ()     # for STRUCT and DICT
-    choices: tuple[str, ...] = ()      # for CHOICE
+    choices: tuple[str, ...] = ()      # for CHOICE, and what a LIST may hold
     increments: bool = False           # an IPv4 counted up over a hostlist key
     per_node: bool = False             # a list with one value per node of a hostlist key
     entry: str = "name"                # what a DICT's keys are, for messages
@@ -210,8 +210,11 @@ NFS_EXPORT = (
 NFS = (
     Field("exports", Kind.ITEMS, "exported directories: a list of {path, options}", fields=NFS_EXPORT),
 )
+# The host key types overlay/hostkeys.py can generate (with ssh-keygen).
+SSH_KEY_TYPES = ("ed25519", "ecdsa", "rsa")
 SSH = (
-    Field("key_types", Kind.LIST, "host key types to generate", ["ed25519", "ecdsa", "rsa"]),
+    Field("key_types", Kind.LIST, "host key types to generate", list(SSH_KEY_TYPES),
+          choices=SSH_KEY_TYPES),
     Field("authorized_keys", Kind.LIST,
           "public key lines put in root's authorized_keys on the nodes (ssh.authorized_keys overlay)"),
     Field("authorized_key_files", Kind.LIST,
@@ -339,6 +342,8 @@ def _field_schema(f: Field) -> dict[str, Any]:
         out = {"enum": list(f.choices)}
     else:
         out = dict(_SIMPLE[f.kind])
+        if f.kind is Kind.LIST and f.choices:
+            out["items"] = {"enum": list(f.choices)}
         if f.kind is Kind.INT:
             out["maximum"] = f.maximum
     if f.per_node:

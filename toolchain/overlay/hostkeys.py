@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 from toolchain.errors import WWError
+from toolchain.model.spec import SSH_KEY_TYPES
 from toolchain.proc import run
 
 STATE = "state"
-TYPES = ("ed25519", "ecdsa", "rsa")
 
 
 def key_dir(project: Path, node: str) -> Path:
@@ -32,9 +32,9 @@ def key_path(project: Path, node: str, kind: str) -> Path:
 
 def ensure_key(project: Path, node: str, kind: str) -> Path:
     """The private key file of type `kind` for `node`, generated if it does not exist yet."""
-    if kind not in TYPES:
+    if kind not in SSH_KEY_TYPES:
         raise WWError(f"SSH host key type `{kind}` is not supported",
-                      hint="use ed25519, ecdsa or rsa (ssh.key_types in cluster.yaml)")
+                      hint=f"use one of {', '.join(SSH_KEY_TYPES)} (ssh.key_types in cluster.yaml)")
     path = key_path(project, node, kind)
     if path.exists() and path.with_suffix(".pub").exists():
         return path
