@@ -195,7 +195,8 @@ def test_old_files_go_after_the_grace_period(tmp_path: Path) -> None:
 
 def test_a_second_build_waits_or_stops(built: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import os, sys, time; os.chdir(sys.argv[1]); import toolchain.build.tasks; "
+        "import sys, time; from pathlib import Path; from toolchain.build import lock; "
+        "lock.acquire(Path(sys.argv[1], 'output')); "
         "print('held', flush=True); "
         "time.sleep(30)"), str(built)], stdout=subprocess.PIPE, text=True)
     try:
