@@ -38,8 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests import httpd
 from tests.httpd import file, folder, write_layer, write_manifest
+
+from tests import httpd
 from toolchain.build import generate
 from toolchain.model.load import load_cluster
 from toolchain.node import wwclient
