@@ -267,7 +267,7 @@ def test_cli_check(built: Path) -> None:
     assert ok.returncode == 0 and "4 nodes, 1 images, ok" in ok.stdout
     bad = built / "bad.yaml"
     bad.write_text("head: {ip: 10.0.0.1, network: 10.0.0.0/24}\nnodez: {}\n")
-    result = subprocess.run([sys.executable, "-m", "toolchain.cli", "check", str(bad)],
+    result = subprocess.run([sys.executable, "-m", "toolchain.cli", "check", "-f", str(bad)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert f"{bad}:2:1: error: unknown key `nodez`" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from toolchain.errors import WWError
 from toolchain.project import CLUSTER_ENV, Project
 from toolchain.verbs import Verb
 
@@ -17,6 +18,11 @@ def _run(args: argparse.Namespace) -> int:
 
     # The dispatcher has made args.project the current directory, where doit
     # keeps output/ and the task creators look for the project.
+    if args.file.parent != args.project:
+        # The model checks overlay names against the cluster file's directory
+        # (model/load.py), the build renders the project's: they must be one.
+        raise WWError(f"-f {args.file}: the build reads a cluster file in the project directory "
+                      f"{args.project} only", hint=f"copy it there, or build with -C {args.file.parent}")
     if args.file != Project(args.project).cluster_file:
         os.environ[CLUSTER_ENV] = str(args.file)
     return int(DoitMain(ModuleTaskLoader(vars(tasks))).run(args.doit_args))
