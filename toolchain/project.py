@@ -7,6 +7,7 @@ with cluster.yaml, overlays/ and output/.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,9 @@ PACKAGE = Path(__file__).resolve().parent
 SHIPPED_OVERLAYS = PACKAGE / "overlay" / "shipped"
 BUILD_TEMPLATES = PACKAGE / "build" / "templates"
 IPXE_TEMPLATES = BUILD_TEMPLATES / "ipxe"
+# `wwstatic -f FILE build` tells the build (another process, when doit runs
+# its own way) which cluster file to read instead of the project's cluster.yaml.
+CLUSTER_ENV = "WWSTATIC_CLUSTER"
 
 
 def overlay_dirs(project: Path) -> list[Path]:
@@ -25,10 +29,17 @@ def overlay_dirs(project: Path) -> list[Path]:
 class Project:
     """A project folder: cluster.yaml, the site's overlays, and the output/ the build writes."""
     root: Path
+    cluster: Path | None = None  # None: the project's own cluster.yaml
+
+    @classmethod
+    def current(cls) -> Project:
+        """The project a build runs on: the current directory, and CLUSTER_ENV if set."""
+        named = os.environ.get(CLUSTER_ENV)
+        return cls(Path.cwd(), Path(named).absolute() if named else None)
 
     @property
     def cluster_file(self) -> Path:
-        return self.root / "cluster.yaml"
+        return self.cluster or self.root / "cluster.yaml"
 
     @property
     def overlays(self) -> Path:

@@ -195,7 +195,8 @@ def test_old_files_go_after_the_grace_period(tmp_path: Path) -> None:
 
 def test_a_second_build_waits_or_stops(built: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import os, sys, time; os.chdir(sys.argv[1]); import toolchain.build.tasks; "
+        "import sys, time; from pathlib import Path; from toolchain.build import lock; "
+        "lock.acquire(Path(sys.argv[1], 'output')); "
         "print('held', flush=True); "
         "time.sleep(30)"), str(built)], stdout=subprocess.PIPE, text=True)
     try:
@@ -266,7 +267,7 @@ def test_cli_check(built: Path) -> None:
     assert ok.returncode == 0 and "4 nodes, 1 images, ok" in ok.stdout
     bad = built / "bad.yaml"
     bad.write_text("head: {ip: 10.0.0.1, network: 10.0.0.0/24}\nnodez: {}\n")
-    result = subprocess.run([sys.executable, "-m", "toolchain.cli", "check", str(bad)],
+    result = subprocess.run([sys.executable, "-m", "toolchain.cli", "check", "-f", str(bad)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert f"{bad}:2:1: error: unknown key `nodez`" in result.stderr

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
-from tests.support.project import REPO
+from tests.support.project import REPO, make_project
+from toolchain import cli
 from toolchain.model import spec
+from toolchain.verbs import Verb
 
 
 def wwstatic(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -75,7 +79,7 @@ def test_lint_reports_all_errors(tmp_path: Path) -> None:
         "  b: {image: nope, network: {default: {mac: '52:54:00:00:00:01', ip: 10.0.0.3}}}\n"
         "  c: {imgae: img}\n"
     )
-    done = wwstatic("lint", str(bad))
+    done = wwstatic("lint", "-f", str(bad))
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if ": error: " in line]
     assert len(errors) == 4, done.stderr
@@ -97,3 +101,101 @@ def test_readme_example_loads(tmp_path: Path) -> None:
     assert [n["network"]["ib"]["ip"] for n in nodes] == ["10.100.0.11", "10.100.0.12", "10.100.0.13"]
     assert nodes[2]["kernel"]["args"] == ["crashkernel=no", "nouveau.modeset=0"]
     assert nodes[1]["ipmi"]["ip"] == "10.98.0.12"
+
+
+# --- one convention: shared options, -C, -f, --debug, errors ----------------------
+
+def leaf_parsers(p: argparse.ArgumentParser,
+                 path: tuple[str, ...] = ()) -> dict[str, argparse.ArgumentParser]:
+    """Every verb's parser (`overlay list`, not `overlay`), read from the parser itself."""
+    subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return {" ".join(path): p}
+    return {name: leaf for a in subs for verb, child in a.choices.items()
+            for name, leaf in leaf_parsers(child, (*path, verb)).items()}
+
+
+def test_every_verb_takes_the_shared_options() -> None:
+    verbs = leaf_parsers(cli.parser())
+    assert {"lint", "nodes", "build", "serve", "import-warewulf", "overlay info"} <= set(verbs)
+    for name, p in verbs.items():
+        options = {s for a in p._actions for s in a.option_strings}
+        assert {"-f", "--file", "-C"} <= options, name
+        assert "--project" not in options, name
+        args = cli.parser().parse_args(["-C", "/x", *name.split(), "-f", "y.yaml", *positionals(p)])
+        assert (args.directory, args.file) == ("/x", "y.yaml"), name
+    assert "file" not in {a.dest for a in verbs["lint"]._actions if not a.option_strings}
+
+
+def positionals(p: argparse.ArgumentParser) -> list[str]:
+    """Values for a verb's required positionals (a valid choice where there are choices)."""
+    return [next(iter(a.choices)) if a.choices else "x" for a in p._actions
+            if not a.option_strings and a.nargs not in ("?", "*", argparse.REMAINDER)]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("cli") / "site")
+
+
+def test_C_runs_a_verb_in_another_directory(site: Path, tmp_path: Path) -> None:
+    lint = wwstatic("-C", str(site), "lint", cwd=tmp_path)
+    assert lint.returncode == 0 and f"{site}/cluster.yaml: 4 nodes" in lint.stdout, lint.stderr
+    nodes = wwstatic("nodes", "-C", str(site), "--format", "json", cwd=tmp_path)
+    assert nodes.returncode == 0, nodes.stderr
+    assert [n["name"] for n in json.loads(nodes.stdout)] == ["n01", "n02", "n03", "n04"]
+    built = wwstatic("-C", str(site), "build", "tftp", cwd=tmp_path)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert (site / "output/tftp/undionly.kpxe").is_file()
+    assert not any(tmp_path.iterdir())
+
+
+def test_build_reads_the_cluster_file_f_names(site: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load((site / "cluster.yaml").read_text())
+    nodes = data["nodes"].pop("n[01-04]")
+    nodes["network"]["default"]["mac"].pop()
+    data["nodes"]["n[01-03]"] = nodes
+    other = site / "three.yaml"
+    other.write_text(yaml.safe_dump(data, sort_keys=False))
+    elsewhere = tmp_path / "three.yaml"
+    elsewhere.write_text(other.read_text())
+    default = wwstatic("-C", str(site), "build", "list", "--all", cwd=tmp_path)
+    assert default.returncode == 0 and "node:n04" in default.stdout, default.stderr
+    named = wwstatic("-C", str(site), "-f", str(other), "build", "list", "--all", cwd=tmp_path)
+    assert named.returncode == 0, named.stderr
+    assert "node:n03" in named.stdout and "node:n04" not in named.stdout
+    # Relative to DIR, not to the caller's directory (which holds another three.yaml).
+    relative = wwstatic("-C", str(site), "-f", "three.yaml", "build", "list", "--all", cwd=tmp_path)
+    assert relative.stdout == named.stdout, relative.stderr
+    outside = wwstatic("-C", str(site), "-f", str(elsewhere), "build", "list", cwd=tmp_path)
+    assert outside.returncode == 1 and "Traceback" not in outside.stderr
+    assert outside.stderr.startswith(f"wwstatic: error: -f {elsewhere}: the build reads"), outside.stderr
+
+
+def test_debug_turns_logging_on(site: Path) -> None:
+    quiet = wwstatic("-C", str(site), "nodes")
+    loud = wwstatic("--debug", "-C", str(site), "nodes")
+    assert quiet.returncode == loud.returncode == 0
+    assert "DEBUG" not in quiet.stderr
+    assert f"DEBUG: wwstatic nodes in {site}, cluster file {site}/cluster.yaml" in loud.stderr
+
+
+@pytest.mark.parametrize("verb", [["lint"], ["nodes"], ["show", "n01"], ["build"]])
+def test_a_missing_cluster_file_is_one_error_line(tmp_path: Path, verb: list[str]) -> None:
+    done = wwstatic("-C", str(tmp_path), *verb)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"wwstatic: error: {tmp_path}/cluster.yaml does not exist"], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(args: argparse.Namespace) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "VERBS", [Verb("boom", "always fails", run=broken)])
+    assert cli.main(["boom"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == "wwstatic: internal error: RuntimeError: a bug"
+    with pytest.raises(RuntimeError):
+        cli.main(["--debug", "boom"])

@@ -44,7 +44,7 @@ def expectation(path: Path) -> Expect:
 def lint(path: Path) -> subprocess.CompletedProcess[str]:
     path_entries = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path_entries)}
-    return subprocess.run([sys.executable, "-m", "toolchain.cli", "lint", str(path)], cwd=path.parent,
+    return subprocess.run([sys.executable, "-m", "toolchain.cli", "lint", "-f", str(path)], cwd=path.parent,
                           env=env, capture_output=True, text=True, check=False, timeout=60)
 
 

@@ -9,7 +9,6 @@ Root-free and hermetic: anything written goes under tmp_path.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -21,12 +20,12 @@ import pytest
 import yaml
 
 from tests.support.project import REPO
+from toolchain.cli import parser as cli_parser
 from toolchain.errors import WWError
 from toolchain.model.warewulf import (
     ImportResult,
     find_overlays,
     import_warewulf,
-    register,
     run_import,
 )
 from toolchain.project import SHIPPED_OVERLAYS
@@ -563,24 +562,8 @@ def test_invalid_warewulf_conf(tmp_path: Path) -> None:
 
 # --- command line ------------------------------------------------------------------------
 
-# What toolchain/cli.py does with a subcommand: parse, call func, report WWErrors.
-CLI = """
-import argparse, sys
-from toolchain.errors import WWError, report
-from toolchain.model.warewulf import register
-from tests.support.project import REPO
-parser = argparse.ArgumentParser(prog="wwstatic")
-register(parser.add_subparsers(dest="command", required=True))
-args = parser.parse_args(sys.argv[1:])
-try:
-    sys.exit(args.func(args))
-except WWError as err:
-    sys.exit(report(err))
-"""
-
-
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", CLI, "import-warewulf", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "toolchain.cli", "import-warewulf", *args], cwd=REPO,
                           capture_output=True, text=True, check=False)
 
 
@@ -626,11 +609,10 @@ def test_cli_errors_have_hints_and_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_register_and_handler_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="wwstatic")
-    register(parser.add_subparsers(dest="command", required=True))
+def test_verb_and_handler_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli_parser()
     args = parser.parse_args(["import-warewulf", str(V46), str(WWCONF), "-o", str(tmp_path / "c.yaml")])
-    assert args.func is run_import
+    assert args.run is run_import
     assert (args.nodes_conf, args.warewulf_conf, args.force) == (str(V46), str(WWCONF), False)
     assert run_import(args) == 0
     assert "wwstatic: note: " in capsys.readouterr().err

@@ -240,28 +240,28 @@ def with_overlays(project: Path) -> None:
 def test_render_command(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with_overlays(project)
     site(project, "hostname", {"etc/hostname.j2": "site-{{ node.name }}\n"})
-    cfg = str(project / "cluster.yaml")
-    assert main(["render", "n02", "/etc/hostname", "--file", cfg]) == 0
+    here = str(project)
+    assert main(["render", "n02", "/etc/hostname", "-C", here]) == 0
     assert capsys.readouterr().out == "site-n02\n"
-    assert main(["render", "n02", "etc/localtime", "-l", "--file", cfg]) == 0
+    assert main(["render", "n02", "etc/localtime", "-l", "-C", here]) == 0
     assert capsys.readouterr().out == ("# /etc/localtime: symlink 0777 0:0\n"
                                        "-> /usr/share/zoneinfo/Europe/Paris\n")
-    assert main(["render", "n01", "/etc/nothing", "--file", cfg]) == 1
+    assert main(["render", "n01", "/etc/nothing", "-C", here]) == 1
     assert "no overlay of node n01 writes /etc/nothing" in capsys.readouterr().err
-    assert main(["render", "n09", "/etc/hosts", "--file", cfg]) == 1
+    assert main(["render", "n09", "/etc/hosts", "-C", here]) == 1
     assert "node n09 is not in" in capsys.readouterr().err
 
 
 def test_overlay_list_and_info(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     site(project, "hostname", {"etc/hostname.j2": "{{ node.name }}\n"})
-    cfg = str(project / "cluster.yaml")
-    assert main(["overlay", "list", "--file", cfg]) == 0
+    here = str(project)
+    assert main(["overlay", "list", "-C", here]) == 0
     out = capsys.readouterr().out
     assert "hostname" in out and "site, overrides shipped" in out and "syncuser" in out
-    assert main(["overlay", "info", "wwinit", "--file", cfg]) == 0
+    assert main(["overlay", "info", "wwinit", "-C", here]) == 0
     out = capsys.readouterr().out
     assert "/warewulf/ipmi (per node)" in out and "node.ipmi.password" in out
-    assert main(["overlay", "info", "hosts", "--file", cfg]) == 0
+    assert main(["overlay", "info", "hosts", "-C", here]) == 0
     out = capsys.readouterr().out
     assert "/etc/hosts (same for every node)" in out and "variables: cluster_file, head, nodes" in out
-    assert main(["overlay", "info", "nope", "--file", cfg]) == 1
+    assert main(["overlay", "info", "nope", "-C", here]) == 1

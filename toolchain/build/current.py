@@ -8,7 +8,6 @@ at that point with the error, before any task runs.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import jinja2
 
@@ -25,12 +24,12 @@ from toolchain.project import Project
 @cache
 def project() -> Context:
     """The project in the current directory; a bad cluster.yaml ends the run here."""
-    root = Path.cwd()
+    paths = Project.current()
     try:
-        cluster, keys = model_cache.load(root / "cluster.yaml", root / "output" / ".state")
+        cluster, keys = model_cache.load(paths.cluster_file, paths.state)
     except WWError as err:
         raise SystemExit(report(err)) from None
-    return Context(Project(root), cluster, keys)
+    return Context(paths, cluster, keys)
 
 @cache
 def env() -> jinja2.Environment:

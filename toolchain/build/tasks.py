@@ -11,7 +11,6 @@ cluster.yaml reaches tasks as text whose digest `config_changed` compares.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -19,12 +18,11 @@ from typing import Any
 
 from doit.tools import config_changed
 
-from toolchain.build import current, dhcp, gc, generate, images, iso, layout, lock, steps
-from toolchain.build import store as doitdb
+from toolchain.build import current, dhcp, gc, generate, images, iso, layout, steps, store
 from toolchain.build.publish import pointer_key
 from toolchain.errors import WWError, report
 from toolchain.fingerprint import digest
-from toolchain.fsutil import copy_atomic, make_dirs
+from toolchain.fsutil import copy_atomic
 
 __all__ = [
     "DOIT_CONFIG",
@@ -41,19 +39,13 @@ __all__ = [
     "task_tftp",
 ]
 
+# The store takes the build lock when doit opens it (store.py says how doit finds it).
 DOIT_CONFIG = {
     "dep_file": "output/.doit.db",
-    "backend": "sqlite3",
+    "backend": store.BACKEND,
     "verbosity": 1,
     "action_string_formatting": "new",
 }
-
-# doit opens its dependency store in output/ before any task runs, and two
-# builds at once would race on it and on the pointers: take the lock first.
-make_dirs(Path("output"))
-if Path("cluster.yaml").exists():
-    lock.acquire(Path("output"), wait=os.environ.get("WWSTATIC_LOCK_WAIT", "1") != "0")
-doitdb.install()
 
 IPXE_DIR = Path("/usr/lib/ipxe")
 # First-stage iPXE binaries for the TFTP tree, by the name DHCP hands out.

@@ -31,7 +31,12 @@ def node_keys(cluster: Cluster) -> dict[str, str]:
 def load(path: Path, cache_dir: Path) -> tuple[Cluster, dict[str, str]]:
     """The resolved cluster and its node_keys(); raises WWError like load_cluster."""
     path = path.resolve()
-    key = digest(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), code_digest("*.py"),
+    try:
+        data = path.read_bytes()
+    except OSError:
+        load_cluster(path)  # raises the WWError that says what is wrong with the file
+        raise
+    key = digest(str(path), hashlib.sha256(data).hexdigest(), code_digest("*.py"),
                  *sorted(known_overlays(path.parent)), *sorted(known_ipxe_templates()))
     cached = cache_dir / f"cluster-{key[:32]}.pickle"
     with contextlib.suppress(FileNotFoundError, pickle.UnpicklingError, EOFError, AttributeError,

@@ -30,6 +30,7 @@ from toolchain.hostlist import expand
 from toolchain.model.load import load_cluster
 from toolchain.model.types import Cluster, Node
 from toolchain.ops.accesslog import MacSeen, Scan
+from toolchain.verbs import Verb
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def assign(path: Path, bindings: list[Binding], write: bool) -> str:
 # --- the command ----------------------------------------------------------------
 
 def _run(args: argparse.Namespace) -> int:
-    path = Path(args.file)
+    path: Path = args.file
     cluster = load_cluster(path)
     scan = Scan(cluster, Path(args.log or cluster.head.access_log)).update()
     free = waiting(cluster)
@@ -211,11 +212,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    d = sub.add_parser("discover", help="unknown MACs from the access log; --assign binds them")
-    d.add_argument("--file", default="cluster.yaml")
+def _arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--log", help="the access log (default: head.access_log of cluster.yaml)")
     d.add_argument("--assign", action="store_true",
                    help="bind unknown MACs, first asked first, to discoverable nodes without one")
     d.add_argument("--yes", action="store_true", help="with --assign: write cluster.yaml")
-    d.set_defaults(func=_run)
+
+
+VERBS = [Verb("discover", "unknown MACs from the access log; --assign binds them", _arguments, _run)]

@@ -22,6 +22,7 @@ from toolchain.model.load import load_cluster
 from toolchain.model.types import Node
 from toolchain.ops import show
 from toolchain.proc import ProcError, run
+from toolchain.verbs import Verb
 
 ACTIONS = {
     "on": ["chassis", "power", "on"],
@@ -144,32 +145,32 @@ def _options(args: argparse.Namespace) -> Options:
 
 
 def _power(args: argparse.Namespace) -> int:
-    cluster = load_cluster(Path(args.file))
+    cluster = load_cluster(args.file)
     nodes = show.select(cluster, args.hostlist)
     return report(fan_out(nodes, ACTIONS[args.action], args.fanout, _options(args)),
                   f"power {args.action}")
 
 
 def _sensors(args: argparse.Namespace) -> int:
-    cluster = load_cluster(Path(args.file))
+    cluster = load_cluster(args.file)
     nodes = show.select(cluster, args.hostlist)
     return report(fan_out(nodes, SENSORS, args.fanout, _options(args)), "sensors")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _bmc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("hostlist", help="nodes, e.g. n[01-04]")
-    p.add_argument("--file", default="cluster.yaml")
     p.add_argument("--fanout", type=int, default=32, help="BMCs talked to at once")
     p.add_argument("--timeout", type=int, default=2, help="seconds to wait for each BMC answer")
     p.add_argument("--retries", type=int, default=1)
     p.add_argument("--cipher", type=int, default=3, help="RMCP+ cipher suite (lanplus)")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("power", help="BMC power control of nodes (ipmitool), in parallel")
+def _power_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=sorted(ACTIONS))
-    _common(p)
-    p.set_defaults(func=_power)
-    s = sub.add_parser("sensors", help="BMC sensor readings of nodes (ipmitool sdr list)")
-    _common(s)
-    s.set_defaults(func=_sensors)
+    _bmc_arguments(p)
+
+
+VERBS = [
+    Verb("power", "BMC power control of nodes (ipmitool), in parallel", _power_arguments, _power),
+    Verb("sensors", "BMC sensor readings of nodes (ipmitool sdr list)", _bmc_arguments, _sensors),
+]

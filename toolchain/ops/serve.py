@@ -23,6 +23,8 @@ from types import FrameType
 from toolchain.errors import WWError
 from toolchain.fsutil import write_atomic
 from toolchain.model.load import load_cluster
+from toolchain.project import Project
+from toolchain.verbs import Verb
 
 
 def main_conf(state: Path, server_conf: Path, user: str) -> str:
@@ -76,8 +78,9 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def serve(project: Path, state: Path, tftp_port: int, tftp_listen: str | None) -> int:
-    cluster = load_cluster(project / "cluster.yaml")
+def serve(project: Path, state: Path, tftp_port: int, tftp_listen: str | None,
+          cluster_file: Path | None = None) -> int:
+    cluster = load_cluster(cluster_file or Project(project).cluster_file)
     out = project / "output"
     server_conf = out / "etc" / "nginx.conf"
     tftp_root = out / "tftp"
@@ -125,15 +128,14 @@ def serve(project: Path, state: Path, tftp_port: int, tftp_listen: str | None) -
 
 
 def _run(args: argparse.Namespace) -> int:
-    project = Path(args.project).resolve()
-    state = Path(args.state) if args.state else project / "output" / "serve"
-    return serve(project, state, args.tftp_port, args.tftp_listen)
+    state = Path(args.state) if args.state else Project(args.project).out / "serve"
+    return serve(args.project, state, args.tftp_port, args.tftp_listen, args.file)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    s = sub.add_parser("serve", help="run nginx and the TFTP server on output/ in the foreground")
-    s.add_argument("--project", default=".", help="the directory with cluster.yaml and output/")
+def _arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--state", help="pid, error log and temp files (default output/serve)")
     s.add_argument("--tftp-port", type=int, default=69)
     s.add_argument("--tftp-listen", help="TFTP address (default: head.ip)")
-    s.set_defaults(func=_run)
+
+
+VERBS = [Verb("serve", "run nginx and the TFTP server on output/ in the foreground", _arguments, _run)]

@@ -1,7 +1,8 @@
-"""`wwstatic nodes` and `wwstatic show`: the resolved cluster, for people."""
+"""`wwstatic lint`, `nodes`, `show` and `schema`: the resolved cluster and its schema, for people."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict
 from typing import Any
@@ -10,8 +11,11 @@ import yaml
 
 from toolchain.errors import WWError
 from toolchain.hostlist import HostlistError, expand
+from toolchain.model import spec
+from toolchain.model.load import load_cluster
 from toolchain.model.reader import plain
 from toolchain.model.types import Cluster, Node
+from toolchain.verbs import Verb
 
 
 def select(cluster: Cluster, pattern: str) -> list[Node]:
@@ -65,3 +69,68 @@ def show(cluster: Cluster, node: Node) -> str:
         for k, v in defaults.items():
             lines.append(f"  {k.ljust(width)}  {v}")
     return "\n".join(lines)
+
+
+# --- the verbs ------------------------------------------------------------------
+
+def _lint(args: argparse.Namespace) -> int:
+    cluster = load_cluster(args.file)
+    if args.json:
+        print(json.dumps([node_dict(n) for n in cluster.nodes], indent=2))
+    else:
+        print(f"{args.file}: {len(cluster.nodes)} nodes, {len(cluster.images)} images, ok")
+    return 0
+
+
+def _lint_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the resolved nodes as JSON")
+
+
+def _nodes(args: argparse.Namespace) -> int:
+    nodes = select(load_cluster(args.file), args.hostlist)
+    if args.format == "table":
+        print(nodes_table(nodes))
+    else:
+        print(dump([node_dict(n) for n in nodes], args.format), end="")
+    return 0
+
+
+def _nodes_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("hostlist", nargs="?", default="")
+    p.add_argument("--format", choices=("table", "json", "yaml"), default="table")
+
+
+def _show(args: argparse.Namespace) -> int:
+    cluster = load_cluster(args.file, keep_sources=True)
+    for node in select(cluster, args.node):
+        if args.format == "text":
+            print(show(cluster, node))
+        else:
+            print(dump(node_dict(node), args.format), end="")
+    return 0
+
+
+def _show_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("node", help="a node name or hostlist")
+    p.add_argument("--format", choices=("text", "json", "yaml"), default="text")
+
+
+def _schema(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(spec.markdown(), end="")
+    else:
+        print(json.dumps(spec.json_schema(), indent=2))
+    return 0
+
+
+def _schema_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--markdown", action="store_true", help="print the reference docs instead")
+
+
+_LINT_HELP = "validate cluster.yaml (every error at once); exit 1 if wrong"
+VERBS = [
+    *(Verb(name, _LINT_HELP, _lint_arguments, _lint) for name in ("lint", "check")),
+    Verb("nodes", "list nodes (all, or a hostlist)", _nodes_arguments, _nodes),
+    Verb("show", "a resolved node, and which profile set each field", _show_arguments, _show),
+    Verb("schema", "print the JSON Schema of cluster.yaml", _schema_arguments, _schema),
+]

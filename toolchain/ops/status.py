@@ -19,6 +19,7 @@ from toolchain.model.load import load_cluster
 from toolchain.model.types import Cluster, Node
 from toolchain.ops import show as inspect
 from toolchain.ops.accesslog import NodeSeen, Scan, Seen, Stage
+from toolchain.verbs import Verb
 
 RED = "\x1b[31m"
 RESET = "\x1b[0m"
@@ -80,7 +81,7 @@ def render(nodes: list[Node], scan: Scan, now: datetime, stale_after: float, col
 
 
 def _run(args: argparse.Namespace) -> int:
-    cluster: Cluster = load_cluster(Path(args.file))
+    cluster: Cluster = load_cluster(args.file)
     nodes = inspect.select(cluster, args.hostlist)
     log = Path(args.log or cluster.head.access_log)
     # A node polls every `wwclient.interval` seconds: three missed polls is stale.
@@ -101,17 +102,17 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    s = sub.add_parser("status", help="each node's last boot stage and heartbeat, from the access log")
+def _arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("hostlist", nargs="?", default="", help="nodes to show (default: all)")
-    s.add_argument("--file", default="cluster.yaml")
     s.add_argument("--log", help="the access log (default: head.access_log of cluster.yaml)")
     s.add_argument("--stale", type=float, metavar="SECONDS",
                    help="mark nodes not seen for this long (default: 3 wwclient intervals)")
     s.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     s.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     s.add_argument("--no-color", action="store_true")
-    s.set_defaults(func=_run)
 
 
-__all__ = ["Stage", "register", "render"]
+VERBS = [Verb("status", "each node's last boot stage and heartbeat, from the access log", _arguments, _run)]
+
+
+__all__ = ["VERBS", "Stage", "render"]

@@ -7,6 +7,7 @@ resolves the path and refuses anything outside the tree; uploads are refused.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import tempfile
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import tftpy
+
+from toolchain.errors import WWError
+from toolchain.verbs import Verb
 
 log = logging.getLogger("wwstatic.tftp")
 
@@ -49,3 +53,22 @@ def serve(root: Path, listen: str = "0.0.0.0", port: int = 69) -> None:
             server.listen(listen, port)
         except KeyboardInterrupt:
             server.stop(now=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    if not root.is_dir():
+        raise WWError(f"TFTP root {root} is not a directory", hint="run doit first to build output/tftp")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("tftpy").setLevel(logging.WARNING)
+    serve(root, args.listen, args.port)
+    return 0
+
+
+def _arguments(t: argparse.ArgumentParser) -> None:
+    t.add_argument("--root", default="output/tftp")
+    t.add_argument("--listen", default="0.0.0.0", help="address to listen on")
+    t.add_argument("--port", type=int, default=69)
+
+
+VERBS = [Verb("tftp", "serve the TFTP tree read-only", _arguments, _run)]

@@ -15,7 +15,7 @@ key means: "9000" becomes an int for `mtu`, "true" a bool for `onboot`.
 (YAML 1.2) types them.
 """
 
-from toolchain.model.warewulf.command import register, run_import
+from toolchain.model.warewulf.command import VERBS, run_import
 from toolchain.model.warewulf.importer import ImportResult, find_overlays, import_warewulf
 
-__all__ = ["ImportResult", "find_overlays", "import_warewulf", "register", "run_import"]
+__all__ = ["VERBS", "ImportResult", "find_overlays", "import_warewulf", "run_import"]

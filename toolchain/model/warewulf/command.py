@@ -9,20 +9,15 @@ from pathlib import Path
 from toolchain.errors import WWError
 from toolchain.fsutil import write_atomic
 from toolchain.model.warewulf.importer import find_overlays, import_warewulf
+from toolchain.verbs import Verb
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `import-warewulf` to the `wwstatic` command."""
-    p = subparsers.add_parser(
-        "import-warewulf", help="convert Warewulf's nodes.conf (and warewulf.conf) to cluster.yaml",
-        description="Convert a Warewulf v4 nodes.conf, and optionally warewulf.conf, into a wwstatic "
-                    "cluster.yaml. What cannot be carried over is reported as notes on stderr.")
+def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("nodes_conf", metavar="NODES_CONF", help="Warewulf's nodes.conf")
     p.add_argument("warewulf_conf", metavar="WAREWULF_CONF", nargs="?",
                    help="Warewulf's warewulf.conf (head address, DHCP range, NFS exports, ...)")
     p.add_argument("-o", "--output", metavar="OUT", help="write cluster.yaml here (default: stdout)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    p.set_defaults(func=run_import)
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -44,3 +39,10 @@ def run_import(args: argparse.Namespace) -> int:
                       hint="check that its directory exists and is writable") from None
     print(f"wwstatic: wrote {out}", file=sys.stderr)
     return 0
+
+
+VERBS = [Verb(
+    "import-warewulf", "convert Warewulf's nodes.conf (and warewulf.conf) to cluster.yaml", _arguments,
+    run_import,
+    description="Convert a Warewulf v4 nodes.conf, and optionally warewulf.conf, into a wwstatic "
+                "cluster.yaml. What cannot be carried over is reported as notes on stderr.")]
