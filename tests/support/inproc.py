@@ -22,8 +22,8 @@ def _forget() -> None:
                     value.cache_clear()
 
 
-def build(project: Path) -> tuple[int, str]:
-    """`doit` in `project`: its exit code and what it printed (nothing reaches the terminal)."""
+def build(project: Path, *tasks: str) -> tuple[int, str]:
+    """`doit [tasks]` in `project`: its exit code and what it printed (nothing reaches the terminal)."""
     old = Path.cwd()
     out = io.StringIO()
     # doit opens its store in output/ first; the task module makes it only when imported.
@@ -32,10 +32,10 @@ def build(project: Path) -> tuple[int, str]:
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             # Imported here, with `project` as the directory: the task module reads it.
-            from toolchain.build import tasks
+            from toolchain.build import tasks as creators
             _forget()
             try:
-                code = DoitMain(ModuleTaskLoader(vars(tasks))).run([])
+                code = DoitMain(ModuleTaskLoader(vars(creators))).run(list(tasks))
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
     finally:
