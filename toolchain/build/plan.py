@@ -14,7 +14,8 @@ inputs (its settings, the per-node sources, the files they include).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,18 +117,34 @@ class Plan:
     images: dict[str, ImageBlobs]
 
 
-def cluster_key(cluster: Cluster) -> str:
-    """A digest of the cluster-wide settings templates can read (all but the nodes)."""
-    return digest(repr((cluster.head, cluster.dhcp, cluster.nfs_exports, cluster.ssh_key_types,
-                        cluster.wwclient_interval, sorted(cluster.images.items()),
-                        Path(cluster.path).name)))
+# The cluster's value, field by field: every dataclass field but those left out of its
+# equality (the loader's locations, for messages). `nodes` is keyed node by node.
+KEYED_FIELDS = tuple(f.name for f in dataclasses.fields(Cluster) if f.compare and f.name != "nodes")
+
+
+def cluster_key(cluster: Cluster, read: Iterable[str] | None = None) -> str:
+    """A digest of the cluster-wide values templates can read, all of them or the `read` ones
+    (Cluster field names, and "cluster_file", the name of `path`).
+
+    A name that is not a field (a method such as `cluster.node`) counts as all.
+    """
+    names = set(KEYED_FIELDS) if read is None else set(read) - {"nodes"}
+    if not names <= {*KEYED_FIELDS, "cluster_file"}:
+        names = set(KEYED_FIELDS)
+    return digest(*(f"{name}={_value(cluster, name)!r}" for name in sorted(names)))
+
+
+def _value(cluster: Cluster, name: str) -> object:
+    if name == "cluster_file":
+        return Path(cluster.path).name
+    value = getattr(cluster, name)
+    return sorted(value.items()) if isinstance(value, dict) else value
 
 
 def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
               node_key: Mapping[str, str], image_keys: Mapping[str, str]) -> Plan:
     """The plan of a build; `image_keys` are the images' input digests."""
     code = overlay_code()
-    ckey = cluster_key(cluster)
     nodes_key = digest(*(node_key[n.name] for n in cluster.nodes))
     images: dict[str, ImageBlobs] = {}
     for name, key in image_keys.items():
@@ -155,10 +172,15 @@ def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
                 blob = Blob(layout.shared_url(kind, key), key)
             heads = [digest(str(f), f.read_bytes().hex()) if f.is_file() else digest(str(f))
                      for f in split.head_files(project, env, per_node)]
+            read = split.cluster_fields(project, env, per_node)
+            # The shared part's path list, not its bytes: which of the node's files a
+            # later overlay's shared file replaces (split.own). A hosts file changed
+            # by one node's IP then leaves every other node's part as it was.
+            paths = repr(sorted(part.origin.items()))
             node_part_key = digest(code, kind, *names, split.sources_digest(project, names, per_node),
-                                   ckey, blob.key if blob else "", *heads)
+                                   cluster_key(cluster, read), paths, *heads)
             found = OverlaySet(kind, names, shared, per_node, part, blob, node_part_key,
-                               any(s.reads_nodes for s in per_node), split.uses_image(per_node))
+                               read is None or "nodes" in read, split.uses_image(per_node))
             sets[(kind, names)] = found
         return found
 

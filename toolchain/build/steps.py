@@ -97,7 +97,7 @@ def text_task(name: str, path: Path, render: Callable[[], str], key: str, doc: s
 def cluster_text_key() -> str:
     """What files generated from the whole cluster read: every node, the settings, the code."""
     p = current.project()
-    return digest(code_digest("generate.py", "dhcp/*.py", "templates/*", "model.py", "spec.py"),
+    return digest(code_digest("build/generate.py", "build/dhcp", "build/templates"),
                    cluster_key(p.cluster), str(p.out), *p.node_keys.values())
 
 def image_files(p: Context, img: Image) -> dict[str, Path]:
@@ -158,8 +158,7 @@ def build_node(p: Context, name: str) -> None:
 
 def pointer_base(p: Context) -> str:
     """What every node's pointers depend on besides the node and its blobs."""
-    return digest(code_digest("publish.py", "generate.py", "plan.py", "layout.py", "templates/ipxe/*",
-                               "templates/*.ipxe.j2"),
+    return digest(code_digest("build/publish.py", "build/templates"),
                    repr(p.cluster.head), str(p.cluster.wwclient_interval), Path(p.cluster.path).name)
 
 def publish_pointers(p: Context, key: str) -> None:

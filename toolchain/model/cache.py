@@ -13,7 +13,7 @@ import hashlib
 import pickle
 from pathlib import Path
 
-from toolchain.fingerprint import code_digest, digest
+from toolchain.fingerprint import digest, model_code
 from toolchain.fsutil import write_atomic
 from toolchain.model.load import known_ipxe_templates, known_overlays, load_cluster
 from toolchain.model.types import Cluster
@@ -36,7 +36,7 @@ def load(path: Path, cache_dir: Path) -> tuple[Cluster, dict[str, str]]:
     except OSError:
         load_cluster(path)  # raises the WWError that says what is wrong with the file
         raise
-    key = digest(str(path), hashlib.sha256(data).hexdigest(), code_digest("*.py"),
+    key = digest(str(path), hashlib.sha256(data).hexdigest(), model_code(),
                  *sorted(known_overlays(path.parent)), *sorted(known_ipxe_templates()))
     cached = cache_dir / f"cluster-{key[:32]}.pickle"
     with contextlib.suppress(FileNotFoundError, pickle.UnpicklingError, EOFError, AttributeError,

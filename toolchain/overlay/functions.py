@@ -358,3 +358,44 @@ def fields_used(env: jinja2.Environment, template_name: str) -> tuple[set[str], 
     longest = {c for c in chains if not any(o.startswith(c + ".") for o in chains)}
     return used, longest
 
+
+
+# Context variables that are a part of the cluster, by the Cluster field they come
+# from ("cluster_file" is the name of `path`); `node` is keyed per node.
+CLUSTER_VARS = {"head": "head", "nodes": "nodes", "image": "images", "cluster_file": "cluster_file"}
+
+
+def cluster_fields(env: jinja2.Environment, template_name: str) -> frozenset[str] | None:
+    """The cluster fields a template reads: `cluster.X` gives X, and the variables
+    in CLUSTER_VARS theirs; None when it cannot tell (`cluster` used whole, or an
+    include whose name is computed), which means all of them."""
+    return _cluster_fields(env, template_name, set())
+
+
+def _cluster_fields(env: jinja2.Environment, name: str, seen: set[str]) -> frozenset[str] | None:
+    if name in seen:
+        return frozenset()
+    seen.add(name)
+    ast = _parse(env, name)
+    used = _used(env, ast)
+    found = {CLUSTER_VARS[v] for v in used if v in CLUSTER_VARS}
+    if "cluster" in used:
+        reached: set[int] = set()
+        for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+            base = getattr(node, "node", None)
+            if isinstance(base, nodes.Name) and base.name == "cluster":
+                if isinstance(node, nodes.Getattr):
+                    found.add(node.attr)
+                elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+                    found.add(str(node.arg.value))
+                else:
+                    return None
+                reached.add(id(base))
+        if any(n.name == "cluster" and id(n) not in reached for n in ast.find_all(nodes.Name)):
+            return None   # passed on or bound to a name: any field may be read
+    for ref in jinja2.meta.find_referenced_templates(ast):
+        more = None if ref is None else _cluster_fields(env, ref, seen)
+        if more is None:
+            return None
+        found |= more
+    return frozenset(found)

@@ -140,3 +140,21 @@ def head_files(project: Path, env: jinja2.Environment, picked: Iterable[Source])
 def uses_image(picked: Iterable[Source]) -> bool:
     """Whether a picked template may read files of the node's image."""
     return any(s.src.kind == "template" and "include_image" in s.src.path.read_text() for s in picked)
+
+
+def cluster_fields(project: Path, env: jinja2.Environment,
+                   picked: Iterable[Source]) -> frozenset[str] | None:
+    """The cluster fields the picked templates read (functions.cluster_fields); None: all."""
+    found: set[str] = set()
+    for s in picked:
+        if s.src.kind != "template":
+            continue
+        try:
+            fields = functions.cluster_fields(env, overlay.template_name(
+                overlay.find_overlay(s.name, project), s.src))
+        except jinja2.TemplateSyntaxError:
+            return None   # rendering it reports the error with its line
+        if fields is None:
+            return None
+        found |= fields
+    return frozenset(found)
