@@ -11,16 +11,17 @@ from typing import TextIO
 from toolchain.errors import report
 from toolchain.fsutil import make_dirs, write_error
 
-_held: list[TextIO] = []
+# The lock files this process holds, by output/ directory.
+_held: dict[Path, TextIO] = {}
 
 
 def acquire(out: Path, wait: bool = True) -> None:
-    """Hold output/.lock until this process exits; say so if another build has it.
+    """Hold output/.lock until release() or the end of this process; say so if another build has it.
 
     flock is released by the kernel when the holder dies, even by SIGKILL, so a
     killed build never leaves a stale lock behind.
     """
-    if _held:
+    if out.absolute() in _held:
         return
     try:
         make_dirs(out)
@@ -46,4 +47,11 @@ def acquire(out: Path, wait: bool = True) -> None:
     f.truncate()
     f.write(f"{os.getpid()}\n")
     f.flush()
-    _held.append(f)
+    _held[out.absolute()] = f
+
+
+def release(out: Path) -> None:
+    """Let the next build of `out` in: closing the file drops the flock."""
+    f = _held.pop(out.absolute(), None)
+    if f is not None:
+        f.close()

@@ -14,7 +14,8 @@ The lock: doit opens the store (`Dependency(...)` in `DoitCmdBase.execute`)
 after importing dodo.py and before it calls any task creator, so opening the
 store is the first thing a build does, before it writes anything (the
 creators already write the model cache in output/.state). The store takes
-output/.lock there and holds it until the process exits. This holds for
+output/.lock there and holds it until it saves the store, doit's last step
+(or the process ends). This holds for
 every doit command that opens the store: `doit list` and `doit info` run the
 creators too, so they wait for a running build as well (or stop at once with
 WWSTATIC_LOCK_WAIT=0) rather than read a half-written output/. `doit help`
@@ -67,6 +68,7 @@ class Store(SqliteDB):  # type: ignore[misc]  # doit ships no type information
         super().__init__(name, codec, module_name=module_name)
 
     def dump(self) -> None:
+        """Save the store, the last thing doit does in a run; then let the next build in."""
         try:
             super().dump()
         except sqlite3.OperationalError as exc:
@@ -80,6 +82,9 @@ class Store(SqliteDB):  # type: ignore[misc]  # doit ships no type information
                 f"cannot save the build's state in {self.name}: {exc}",
                 hint="free space on (or make writable) the file system of output/, then build again; "
                      "the next build redoes what this one could not record"))) from None
+        finally:
+            # A build run in-process (tests, benchmarks) may be followed by another.
+            lock.release(Path(self.name).parent)
 
     def remove(self, task_id: str) -> None:
         with contextlib.suppress(sqlite3.OperationalError):
