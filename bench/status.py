@@ -44,7 +44,7 @@ def write_log(path: Path, lines: int, cluster_nodes: list[tuple[str, str, str, s
         t += 1 if i % 20 == 0 else 0
         line(t, ip, 200, f"ipxe/{mac}.ipxe")
         line(t, ip, 200, layout.kernel_url(image, "c" * 64))
-        line(t, ip, 200, layout.image_url(image, "c" * 64))
+        line(t, ip, 200, layout.image_url(image, "c" * 64, "gzip"))
         line(t, ip, 200, f"shared/{i % 7:064x}.img.gz")
         line(t, ip, 200, f"nodes/{name}/system-{i:016x}.img.gz")
         line(t, ip, 200, layout.node_blob_url(name, "runtime", f"{i:064x}"))

@@ -86,7 +86,7 @@ def test_classifier_follows_the_url_helpers_and_digests() -> None:
     digest = "ab" * 32
     assert c(layout.ipxe_path(n01)) == ("n01", n01.mac, Stage.IPXE)
     assert c(layout.kernel_url("demo", digest))[2] is Stage.KERNEL  # type: ignore[index]
-    assert c(layout.image_url("demo", digest))[2] is Stage.IMAGE  # type: ignore[index]
+    assert c(layout.image_url("demo", digest, "gzip"))[2] is Stage.IMAGE  # type: ignore[index]
     assert c(layout.node_blob_url("n01", "system", digest)) == ("n01", None, Stage.SYSTEM)
     assert c(layout.node_blob_url("n01", "runtime", digest)) == ("n01", None, Stage.RUNTIME)
     assert c(layout.manifest_url("n01")) == ("n01", None, Stage.POLL)

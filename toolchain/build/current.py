@@ -17,7 +17,7 @@ from toolchain.build.plan import Plan, make_plan
 from toolchain.build.publish import referenced
 from toolchain.errors import WWError, report
 from toolchain.model import cache as model_cache
-from toolchain.overlay import render as overlay
+from toolchain.overlay import render
 from toolchain.project import Project
 
 
@@ -33,7 +33,7 @@ def project() -> Context:
 
 @cache
 def env() -> jinja2.Environment:
-    return overlay.make_env(project().root)
+    return render.make_env(project().root)
 
 @cache
 def plan() -> Plan:

@@ -20,6 +20,7 @@ after a grace period (gc.py).
 
 from __future__ import annotations
 
+from toolchain.archive import Compression
 from toolchain.model.types import Node
 
 # Digests in names are cut to 20 hex digits (80 bits): collisions are not a concern
@@ -39,14 +40,14 @@ def kernel_url(image: str, digest: str) -> str:
     return f"images/{image}/vmlinuz-{short(digest)}"
 
 
-SUFFIX = {"gzip": ".img.gz", "zstd": ".img.zst", "none": ".img"}
+SUFFIX: dict[str, str] = {Compression.GZIP: ".img.gz", Compression.ZSTD: ".img.zst", Compression.NONE: ".img"}
 
 
-def image_url(image: str, digest: str, compression: str = "gzip") -> str:
+def image_url(image: str, digest: str, compression: str) -> str:
     return f"images/{image}/image-{short(digest)}{SUFFIX[compression]}"
 
 
-def modules_url(image: str, digest: str, compression: str = "gzip") -> str:
+def modules_url(image: str, digest: str, compression: str) -> str:
     """The kernel modules layer of an image that boots another image's kernel."""
     return f"images/{image}/modules-{short(digest)}{SUFFIX[compression]}"
 

@@ -16,8 +16,7 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 from toolchain.archive import Compression, is_secret, write_cpio
-from toolchain.build import current, gc, images, iso, layout
-from toolchain.build import store as doitdb
+from toolchain.build import current, gc, images, iso, layout, store
 from toolchain.build.context import Context
 from toolchain.build.plan import cluster_key, node_context
 from toolchain.build.publish import publish
@@ -42,13 +41,13 @@ def action(fn: Callable[..., None], *args: Any) -> tuple[Callable[..., Any], tup
             fn(*a)
         except WWError as err:
             print(f"wwstatic: {err}", file=sys.stderr)
-            doitdb.task_failed(str(err))
+            store.task_failed(str(err))
             return TaskFailed(str(err))
         except OSError as exc:
             if (clear := write_error(exc)) is None:
                 raise
             print(f"wwstatic: {clear}", file=sys.stderr)
-            doitdb.task_failed(str(clear))
+            store.task_failed(str(clear))
             return TaskFailed(str(clear))
         return None
     run.__name__ = fn.__name__

@@ -99,7 +99,7 @@ class Classifier:
         nodes_prefix, system = _stem(layout.node_blob_url(marker, "system", any_digest), marker)
         _, runtime = _stem(layout.node_blob_url(marker, "runtime", any_digest), marker)
         images_prefix, kernel = _stem(layout.kernel_url(marker, any_digest), marker)
-        _, image = _stem(layout.image_url(marker, any_digest), marker)
+        _, image = _stem(layout.image_url(marker, any_digest, next(iter(layout.SUFFIX))), marker)
         ipxe_prefix = layout.UNKNOWN_IPXE.rsplit("/", 1)[0]
         self.ipxe = re.compile(re.escape(ipxe_prefix) + r"/([0-9a-f]{2}(?:-[0-9a-f]{2}){5})\.ipxe$")
         self.node_file = re.compile(re.escape(nodes_prefix) + r"([^/]+)/(.+)$")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from toolchain.model.load import load_cluster
 from toolchain.model.types import Cluster, Node
-from toolchain.ops import show as inspect
+from toolchain.ops import show
 from toolchain.ops.accesslog import NodeSeen, Scan, Seen, Stage
 from toolchain.verbs import Verb
 
@@ -82,7 +82,7 @@ def render(nodes: list[Node], scan: Scan, now: datetime, stale_after: float, col
 
 def _run(args: argparse.Namespace) -> int:
     cluster: Cluster = load_cluster(args.file)
-    nodes = inspect.select(cluster, args.hostlist)
+    nodes = show.select(cluster, args.hostlist)
     log = Path(args.log or cluster.head.access_log)
     # A node polls every `wwclient.interval` seconds: three missed polls is stale.
     stale_after = float(args.stale) if args.stale is not None else 3.0 * cluster.wwclient_interval
