@@ -819,7 +819,8 @@ def test_bad_head_network(tmp_path: Path, network: str, problem: str) -> None:
 ])
 def test_bad_head_http(tmp_path: Path, url: str) -> None:
     text = f"head:\n  ip: 10.0.0.1\n  network: 10.0.0.0/24\n  http: {url}\n"
-    expect_error(tmp_path, text, 4, 9, f"head http `{url}` is not a plain http://host[:port] URL")
+    # Refused by the URL grammar, or by the head's own check (plain http, no path).
+    expect_error(tmp_path, text, 4, 9, f"http `{url}` is not")
 
 
 @pytest.mark.parametrize(("text", "line", "col"), [
@@ -967,7 +968,7 @@ def test_hostlist_key_gives_invalid_node_name(tmp_path: Path, key: str, macs: st
     text = cluster(f"nodes:\n  {key}:\n    image: img\n    network:\n"
                    f"      default: {{ip: 10.0.0.11, mac: {macs}}}\n")
     assert load(tmp_path, text.replace(key, "n[1-2]" if "[" in key else "n1")).nodes  # fine otherwise
-    expect_error(tmp_path, text, 8, 3, "is not valid", single=False)
+    expect_error(tmp_path, text, 8, 3, "node name `", single=False)
 
 
 def test_image_needs_one_builder(tmp_path: Path) -> None:

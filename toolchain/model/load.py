@@ -14,9 +14,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from toolchain.errors import Loc, WWError, WWErrors
-from toolchain.hostlist import HostlistError, expand
+from toolchain.hostlist import HostlistError, count, expand
 from toolchain.model import spec
 from toolchain.model.checks import NodeChecks
+from toolchain.model.grammar import Grammar, GrammarError, check, shown
 from toolchain.model.images import read_images
 from toolchain.model.reader import Reader, Tree, Val, flatten, get, instantiate, loc_at, merge, setting
 from toolchain.model.spec import DHCP, HEAD, NFS_EXPORT, NODE, TOP, DhcpBackend
@@ -28,7 +29,7 @@ from toolchain.model.types import (
     Image,
     Node,
 )
-from toolchain.model.values import NAME, as_map, as_name, as_str
+from toolchain.model.values import as_map, as_name, as_str
 from toolchain.model.yamlsrc import YMap, YNode, YScalar, load_file
 from toolchain.project import IPXE_TEMPLATES, overlay_dirs
 
@@ -224,22 +225,34 @@ class _Loader:
         chains: dict[tuple[str, ...], Tree] = {}
         project = self.path.parent
         checks = NodeChecks(known_overlays(project), known_ipxe_templates(), images)
+        folded: dict[str, str] = {}   # lower case -> name: host names ignore case
+        total = 0
         for key, value in ymap.items if ymap else ():
             if self.r.guard(as_str, key, "node name") is None:
                 continue
             try:
-                names = expand(key.text)
+                size = count(key.text)
             except HostlistError as exc:
-                self.error(f"node key `{key.text}` is not a valid hostlist: {exc}", key.loc,
+                self.error(f"node key {shown(key.text)} is not a valid hostlist: {exc}", key.loc,
                            "write a name (n01) or a hostlist (n[01-04], r[1-2]n[01-32])")
                 continue
-            bad = [n for n in names if not NAME.match(n)]
-            if bad:
-                self.error(f"node name `{bad[0]}` is not valid", key.loc,
-                           "use letters, digits, `.`, `_` and `-`, starting with a letter or digit")
+            total += size
+            if total > spec.MAX_NODES:
+                # Counted, not expanded: a typo of one digit too many stops here at once.
+                self.error(f"node key {shown(key.text)} brings the cluster to {total} nodes, "
+                           f"more than {spec.MAX_NODES}", key.loc,
+                           "check the hostlist's ranges; a cluster has at most "
+                           f"{spec.MAX_NODES} nodes")
+                break
+            before, miscounted = len(self.r.errors), self.r.miscounted
+            # Read before the names are built: a list of the wrong length is
+            # reported without expanding the hostlist.
+            own = self.r.struct(NODE, value, f"node {key.text}", "node", count=size)
+            if self.r.miscounted > miscounted:
                 continue
-            before = len(self.r.errors)
-            own = self.r.struct(NODE, value, f"node {key.text}", "node", count=len(names))
+            names = expand(key.text)
+            if not self.names_ok(names, key.text, key.loc, folded):
+                continue
             # With a value already rejected, check the rest but do not also call it missing.
             partial = len(self.r.errors) > before
             plist = own.get("profiles")
@@ -266,6 +279,21 @@ class _Loader:
                     if self.keep_sources:
                         sources[name] = flatten(merged)
         return nodes, locs, sources
+
+    def names_ok(self, names: list[str], key: str, loc: Loc, folded: dict[str, str]) -> bool:
+        for name in names:
+            try:
+                check(Grammar.HOST, name)
+            except GrammarError as exc:
+                what = f"node name {shown(name)}" + (f" (of {shown(key)})" if name != key else "")
+                self.error(f"{what} {exc}", loc, exc.hint)
+                return False
+            other = folded.setdefault(name.lower(), name)
+            if other != name:
+                self.error(f"node {name} and node {other} differ only in case", loc,
+                           "host names ignore case: rename one of them")
+                return False
+        return True
 
     def check_unique(self, nodes: list[Node], locs: dict[str, Loc], head: Head) -> None:
         macs: dict[str, str] = {}

@@ -15,6 +15,7 @@ from typing import Any
 
 from toolchain.errors import Loc, WWError
 from toolchain.model import values as schema
+from toolchain.model.grammar import Grammar
 from toolchain.model.spec import Field, Kind, by_key, field_in
 from toolchain.model.yamlsrc import YMap, YNode, YScalar, YSeq
 
@@ -33,6 +34,9 @@ class Reader:
 
     def __init__(self) -> None:
         self.errors: list[WWError] = []
+        # Per-node lists whose length is not the hostlist's: the loader then
+        # skips the key instead of expanding it into nodes that cannot be built.
+        self.miscounted = 0
 
     def error(self, message: str, loc: Loc, hint: str) -> None:
         self.errors.append(WWError(message, loc=loc, hint=hint))
@@ -82,6 +86,7 @@ class Reader:
             if any(v is None for v in values):
                 return None
             if len(values) != count:
+                self.miscounted += 1
                 self.errors.append(WWError(
                     f"{what}: {len(values)} values for {count} node(s)", loc=node.loc,
                     hint="give exactly one per node of the hostlist, in its order"))
@@ -91,6 +96,7 @@ class Reader:
         if value is None:
             return None
         if f.per_node and count > 1:
+            self.miscounted += 1
             self.errors.append(WWError(
                 f"{what}: one value for {count} nodes; each node needs its own", loc=node.loc,
                 hint="write a list with one value per node of the hostlist"))
@@ -131,6 +137,10 @@ class Reader:
             # Tag values are text for templates: keep what was written (`no`
             # stays "no", 0755 stays "0755") instead of YAML 1.1's reading of it.
             if isinstance(value, YScalar):
+                if self.guard(schema.check_text, key.text, key, f"{what}: tag name", Grammar.TAG) is None \
+                        or self.guard(schema.check_text, value.text, value, f"{what}: tag `{key.text}`",
+                                      Grammar.TEXT) is None:
+                    continue
                 out[key.text] = Val(value.text, value.loc, source)
             else:
                 self.errors.append(WWError(f"{what}: tag `{key.text}` must be a single value",
@@ -141,12 +151,8 @@ class Reader:
 def leaf(f: Field, node: YNode, what: str) -> Any:
     """One scalar (or list of strings) of kind `f.kind`, or WWError."""
     k = f.kind
-    if k is Kind.STR:
-        return schema.as_str(node, what)
-    if k is Kind.NAME:
-        return schema.as_name(node, what)
-    if k is Kind.PATH:
-        return schema.as_path(node, what)
+    if k in (Kind.STR, Kind.NAME, Kind.PATH):
+        return schema.as_text(node, what, f.text_grammar())
     if k is Kind.INT:
         return schema.as_int(node, what, 0, f.maximum)
     if k is Kind.BOOL:
@@ -162,10 +168,12 @@ def leaf(f: Field, node: YNode, what: str) -> Any:
     if k is Kind.LIST:
         items = schema.as_list(node, what)
         nodes = node.items if isinstance(node, YSeq) else [node]
-        for item, at in zip(items if f.choices else (), nodes, strict=False):
-            if item.lstrip("~") not in f.choices:
+        for item, at in zip(items, nodes, strict=False):
+            if f.choices and item.lstrip("~") not in f.choices:
                 raise WWError(f"{what}: `{item}` is not one of {', '.join(f.choices)}", loc=at.loc,
                               hint=f"choose from: {', '.join(f.choices)}")
+            if not f.choices:
+                schema.check_text(item.removeprefix("~"), at, f"each item of {what}", f.text_grammar())
         return items
     if k is Kind.FREE:
         return schema.as_free(node)
