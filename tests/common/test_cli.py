@@ -57,6 +57,11 @@ def test_nodes_table_and_hostlist() -> None:
     assert as_json[3]["network"]["default"]["mac"] == "52:54:00:99:00:14"
     missing = wwstatic("nodes", "x[1-2]")
     assert missing.returncode == 1 and "no node matches" in missing.stderr
+    # Some named nodes exist, some do not: still an error, naming those that do not.
+    partly = wwstatic("nodes", "n01,n0022,n[04-05]")
+    assert partly.returncode == 1 and partly.stdout == "", partly.stdout
+    assert "2 of the nodes named do not exist: n0022,n05" in partly.stderr, partly.stderr
+    assert "Traceback" not in partly.stderr and len(partly.stderr.splitlines()) == 2
 
 
 def test_show_says_where_each_field_came_from() -> None:

@@ -87,6 +87,12 @@ def _no_control(text: str, limit: int = MAX_TEXT) -> None:
     if m:
         raise GrammarError(f"holds the control character {_shown(m.group())}",
                            "write it on one line, without tabs or control characters")
+    if not text.isprintable():
+        # Format characters (bidi overrides, zero-width spaces) and unassigned
+        # code points: text that does not read as what it does.
+        ch = next(c for c in text if not c.isprintable())
+        raise GrammarError(f"holds the invisible character {_shown(ch)}",
+                           "write it with visible characters only (a space is fine in free text)")
     if len(text) > limit:
         raise GrammarError(f"is {len(text)} characters long", f"keep it to {limit} characters")
 

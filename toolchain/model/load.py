@@ -56,6 +56,9 @@ class _Loader:
         self.keep_sources = keep_sources
         self.r = Reader()
         self.file_loc = Loc(str(path), 1, 1)
+        # Where each node's MACs and addresses are written, for the uniqueness
+        # checks: (node, device or "ipmi", "mac" or "ip") -> the value's place.
+        self.value_locs: dict[tuple[str, str, str], Loc] = {}
 
     def error(self, message: str, loc: Loc | None, hint: str) -> None:
         self.r.errors.append(WWError(message, loc=loc or self.file_loc, hint=hint))
@@ -262,10 +265,13 @@ class _Loader:
                 continue
             base = chains.get(tuple(chosen))
             if base is None:
-                base = {}
-                for p in chosen:
-                    base = merge(NODE, base, profiles[p])
+                base = self.r.guard(self.chain, chosen, profiles)
+                if base is None:
+                    continue
                 chains[tuple(chosen)] = base
+            # The lists are the same for every node of the key: check its `~x` once.
+            if self.r.guard(merge, NODE, base, own) is None:
+                continue
             for i, name in enumerate(names):
                 if name in locs:
                     self.error(f"node {name} is defined twice (first at line {locs[name].line})",
@@ -276,9 +282,21 @@ class _Loader:
                 built = checks.node(self.error, name, merged, tuple(chosen), head, key.loc, partial)
                 if built is not None:
                     nodes.append(built)
+                    for dev in built.network:
+                        for what in ("mac", "ip"):
+                            self.value_locs[name, dev, what] = loc_at(
+                                merged, "network", dev, what, default=key.loc)
+                    self.value_locs[name, "ipmi", "ip"] = loc_at(merged, "ipmi", "ip", default=key.loc)
                     if self.keep_sources:
                         sources[name] = flatten(merged)
         return nodes, locs, sources
+
+    @staticmethod
+    def chain(chosen: list[str], profiles: dict[str, Tree]) -> Tree:
+        base: Tree = {}
+        for p in chosen:
+            base = merge(NODE, base, profiles[p])
+        return base
 
     def names_ok(self, names: list[str], key: str, loc: Loc, folded: dict[str, str]) -> bool:
         for name in names:
@@ -305,12 +323,14 @@ class _Loader:
                 if dev.mac:
                     if dev.mac in macs:
                         self.error(f"{what} has MAC {dev.mac}, already used by {macs[dev.mac]}",
-                                   locs[n.name], "every device needs its own MAC")
+                                   self.value_locs.get((n.name, dev.name, "mac"), locs[n.name]),
+                                   "every device needs its own MAC")
                     macs.setdefault(dev.mac, what)
                 if dev.ip:
                     if dev.ip in ips:
                         self.error(f"{what} has IP {dev.ip}, already used by {ips[dev.ip]}",
-                                   locs[n.name], "give every device its own address")
+                                   self.value_locs.get((n.name, dev.name, "ip"), locs[n.name]),
+                                   "give every device its own address")
                     ips.setdefault(dev.ip, what)
             if n.ipmi.ip:
                 # BMCs may share an address on distinct UDP ports (a chassis
@@ -319,10 +339,12 @@ class _Loader:
                 at = f"{n.ipmi.ip}:{n.ipmi.port}"
                 if n.ipmi.ip in ips and not ips[n.ipmi.ip].endswith(" ipmi"):
                     self.error(f"{what} has IP {n.ipmi.ip}, already used by {ips[n.ipmi.ip]}",
-                               locs[n.name], "give every BMC its own address")
+                               self.value_locs.get((n.name, "ipmi", "ip"), locs[n.name]),
+                               "give every BMC its own address")
                 elif at in bmcs:
                     self.error(f"{what} has address {at}, already used by {bmcs[at]}",
-                               locs[n.name], "give every BMC its own address or port")
+                               self.value_locs.get((n.name, "ipmi", "ip"), locs[n.name]),
+                               "give every BMC its own address or port")
                 ips.setdefault(n.ipmi.ip, what)
                 bmcs.setdefault(at, what)
 
