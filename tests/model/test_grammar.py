@@ -235,7 +235,8 @@ def test_removing_what_nothing_added_is_an_error_at_the_item(tmp_path: Path) -> 
     err = expect_error(tmp_path, text, 12, 11, "`~quiett` removes `quiett`, which nothing set before")
     assert "quiet, console=ttyS0, debug" in err.hint
     # Removing what is there stays fine.
-    assert load(tmp_path, text.replace("~quiett", "~quiet")).nodes[0].kernel.args == ("console=ttyS0", "debug")
+    fixed = load(tmp_path, text.replace("~quiett", "~quiet"))
+    assert fixed.nodes[0].kernel.args == ("console=ttyS0", "debug")
 
 
 def test_node_count_is_capped_before_expanding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

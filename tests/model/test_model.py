@@ -687,7 +687,7 @@ def test_duplicate_ip_from_auto_increment(tmp_path: Path) -> None:
               default: {ip: 10.0.0.13, mac: "52:54:00:00:00:04"}
             image: img
         """)
-    expect_error(tmp_path, text, 14, 21, 
+    expect_error(tmp_path, text, 14, 21,
                  "node n04 network default has IP 10.0.0.13, already used by node n03")
 
 
