@@ -43,53 +43,79 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
-def _range(spec: str) -> list[str]:
-    out: list[str] = []
+def _bounds(spec: str) -> list[tuple[str, int, int]]:
+    """Each item of a bracket: (first number as written, first, last), checked."""
+    out: list[tuple[str, int, int]] = []
+    size = 0
     for item in spec.split(","):
         lo, sep, hi = item.partition("-")
         if not _NUMBER.match(lo) or (sep and not _NUMBER.match(hi)):
             raise HostlistError(f"`{item}` is not a number or a range like 01-32")
-        if not sep:
-            out.append(lo)
-            continue
-        start, end = int(lo), int(hi)
+        start, end = int(lo), int(hi) if sep else int(lo)
         if end < start:
             raise HostlistError(f"range `{item}` goes backwards")
+        size += end - start + 1
         # Counted before the names are built, so a typo cannot eat all memory.
-        if len(out) + end - start >= MAX_HOSTS:
+        if size > MAX_HOSTS:
             raise HostlistError(f"range `{item}` is too large")
-        width = len(lo)
-        out.extend(str(i).zfill(width) for i in range(start, end + 1))
+        out.append((lo, start, end))
     return out
 
 
-def _expand_one(word: str) -> list[str]:
-    pieces: list[list[str]] = []
+def _numbers(bounds: list[tuple[str, int, int]]) -> list[str]:
+    # Zero padding from the width of the first number, as written.
+    return [str(i).zfill(len(lo)) for lo, start, end in bounds for i in range(start, end + 1)]
+
+
+def _pieces(word: str) -> list[str | list[tuple[str, int, int]]]:
+    """A word's literal parts and brackets, checked; raise HostlistError past MAX_HOSTS."""
+    pieces: list[str | list[tuple[str, int, int]]] = []
     total = 1
     for m in re.finditer(r"\[([^\]]*)\]|([^\[\]]+)", word):
         if m.group(2) is not None:
             if not _NAME.match(m.group(2)):
                 raise HostlistError(f"`{m.group(2)}` has characters not allowed in a host name")
-            pieces.append([m.group(2)])
-        else:
-            pieces.append(_range(m.group(1)))
+            pieces.append(m.group(2))
+            continue
+        bounds = _bounds(m.group(1))
+        pieces.append(bounds)
         # Checked per piece: `n[0-9999][0-9999]...` must stop before it grows.
-        total *= len(pieces[-1])
+        total *= sum(end - start + 1 for _, start, end in bounds)
         if total > MAX_HOSTS:
             raise HostlistError(f"expands to {total} names, more than {MAX_HOSTS}")
-    return ["".join(combo) for combo in itertools.product(*pieces)]
+    return pieces
+
+
+def _words(text: str) -> list[str]:
+    text = text.strip()
+    if not text:
+        raise HostlistError("empty hostlist")
+    words = _split_top(text)
+    if not all(words):
+        raise HostlistError("empty name between commas")
+    return words
+
+
+def count(text: str) -> int:
+    """How many names `text` expands to, without building them; HostlistError as `expand`."""
+    total = 0
+    for word in _words(text):
+        size = 1
+        for piece in _pieces(word):
+            if not isinstance(piece, str):
+                size *= sum(end - start + 1 for _, start, end in piece)
+        total += size
+        if total > MAX_HOSTS:
+            raise HostlistError(f"expands to more than {MAX_HOSTS} names")
+    return total
 
 
 def expand(text: str) -> list[str]:
     """All names in `text`, in order; raise HostlistError if malformed."""
-    text = text.strip()
-    if not text:
-        raise HostlistError("empty hostlist")
     names: list[str] = []
-    for word in _split_top(text):
-        if not word:
-            raise HostlistError("empty name between commas")
-        names.extend(_expand_one(word))
+    for word in _words(text):
+        parts = [[p] if isinstance(p, str) else _numbers(p) for p in _pieces(word)]
+        names.extend("".join(combo) for combo in itertools.product(*parts))
         if len(names) > MAX_HOSTS:
             raise HostlistError(f"expands to more than {MAX_HOSTS} names")
     return names

@@ -57,6 +57,11 @@ def test_nodes_table_and_hostlist() -> None:
     assert as_json[3]["network"]["default"]["mac"] == "52:54:00:99:00:14"
     missing = wwstatic("nodes", "x[1-2]")
     assert missing.returncode == 1 and "no node matches" in missing.stderr
+    # Some named nodes exist, some do not: still an error, naming those that do not.
+    partly = wwstatic("nodes", "n01,n0022,n[04-05]")
+    assert partly.returncode == 1 and partly.stdout == "", partly.stdout
+    assert "2 of the nodes named do not exist: n[05,0022]" in partly.stderr, partly.stderr
+    assert "Traceback" not in partly.stderr and len(partly.stderr.splitlines()) == 2
 
 
 def test_show_says_where_each_field_came_from() -> None:
@@ -84,8 +89,10 @@ def test_lint_reports_all_errors(tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if ": error: " in line]
     assert len(errors) == 4, done.stderr
     assert "already used by the head" in errors[0]
-    assert "node b network default has MAC 52:54:00:00:00:01, already used by node a" in errors[1]
-    assert "image `nope` is not defined" in errors[2]
+    # In file order: the duplicate MAC is reported where it is written, after b's image.
+    assert "image `nope` is not defined" in errors[1]
+    assert "node b network default has MAC 52:54:00:00:00:01, already used by node a" in errors[2]
+    assert ":5:14: error: image" in errors[1] and ":5:45: error: node b" in errors[2], errors
     assert "did you mean `image`?" in done.stderr
     assert "4 errors; nothing was built" in done.stderr
 

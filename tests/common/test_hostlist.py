@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolchain.hostlist import MAX_HOSTS, HostlistError, compress, expand
+from toolchain.hostlist import MAX_HOSTS, HostlistError, compress, count, expand
 
 VALID_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -192,3 +192,16 @@ def test_compress_of_expanded_hostlist_round_trips(text: str) -> None:
     names = expand(text)
     assert all(VALID_NAME.fullmatch(n) for n in names)
     assert sorted(expand(compress(names))) == sorted(set(names))
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOSTLISTS)
+def test_count_is_the_length_of_the_expansion(text: str) -> None:
+    assert count(text) == len(expand(text))
+
+
+@pytest.mark.parametrize("text", ["n[1-2]x[1-3]", "a,b[01-10],c[1,3-5]", "n[0-999999]"])
+def test_count_without_expanding(text: str) -> None:
+    assert count(text) == len(expand(text))
+    with pytest.raises(HostlistError):
+        count(text + ",n[1-9999999]")   # past MAX_HOSTS, refused as expand refuses it

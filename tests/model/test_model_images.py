@@ -56,7 +56,7 @@ def test_two_sources(tmp_path: Path) -> None:
     ("  img:\n    oci: {ref: v1}\n", 6, 5, "image img: oci needs `path`"),
     ("  img:\n    debootstrap: {variant: minbase}\n", 6, 5, "image img: debootstrap needs `suite`"),
     ("  img:\n    debootstrap: {suite: bookworm, mirror: 'ftp.example.invalid/debian'}\n", 6, 44,
-     "debootstrap mirror `ftp.example.invalid/debian` is not an http, https or file URL"),
+     "mirror `ftp.example.invalid/debian` is not an http, https or file URL"),
     ("  img:\n    debootstrap: {suite: bookworm, variant: tiny}\n", 6, 45, "variant"),
     ("  img:\n    root: /x\n    compression: xz\n", 7, 18, "compression"),
     ("  img:\n    root: /x\n    kernel: {from: other}\n", 7, 20,

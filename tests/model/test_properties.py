@@ -202,6 +202,14 @@ def test_deep_merge_is_a_left_fold_of_overrides(a: Any, b: Any, c: Any) -> None:
                 assert merged[k] == v          # ...with its own value when it is no map
 
 
+def _removes_nothing(acc: list[str], items: list[str]) -> bool:
+    for item in items:
+        if item.startswith("~") and item[1:] not in acc:
+            return True
+        acc = apply_list(acc, [item])
+    return False
+
+
 Layer = tuple[list[str], dict[str, str], Any]   # a profile's kernel args, tags, resources
 
 
@@ -222,17 +230,22 @@ def test_profiles_merge_in_order_through_load_cluster(site: Path, layers: list[L
     node["profiles"] = chosen
     node["kernel"] = {"args": own}
     result = load(site, yaml.safe_dump(data))
-    # A `~x` that removes nothing is fine; every input here is valid.
-    assert isinstance(result, Cluster), result
     want_args: list[str] = []
     want_tags: dict[str, str] = {}
     want_res: Any = {}
+    idle = False    # some `~x` removes nothing: a typo, which loading must refuse
     for i in (i for i in order if i < len(layers)):
         args, tags, resources = layers[i]
+        idle |= _removes_nothing(want_args, args)
         want_args = apply_list(want_args, args)
         want_tags = {**want_tags, **tags}
         want_res = deep_merge(want_res, {"r": resources})
+    idle |= _removes_nothing(want_args, own)
     want_args = apply_list(want_args, own)
+    if idle:
+        assert isinstance(result, WWError) and "which nothing set before" in str(result), result
+        return
+    assert isinstance(result, Cluster), result
     for n in result.nodes:
         assert list(n.kernel.args) == want_args
         assert n.tags == want_tags

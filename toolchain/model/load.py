@@ -14,9 +14,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from toolchain.errors import Loc, WWError, WWErrors
-from toolchain.hostlist import HostlistError, expand
+from toolchain.hostlist import HostlistError, count, expand
 from toolchain.model import spec
 from toolchain.model.checks import NodeChecks
+from toolchain.model.grammar import Grammar, GrammarError, check, shown
 from toolchain.model.images import read_images
 from toolchain.model.reader import Reader, Tree, Val, flatten, get, instantiate, loc_at, merge, setting
 from toolchain.model.spec import DHCP, HEAD, NFS_EXPORT, NODE, TOP, DhcpBackend
@@ -28,7 +29,7 @@ from toolchain.model.types import (
     Image,
     Node,
 )
-from toolchain.model.values import NAME, as_map, as_name, as_str
+from toolchain.model.values import as_map, as_name, as_str
 from toolchain.model.yamlsrc import YMap, YNode, YScalar, load_file
 from toolchain.project import IPXE_TEMPLATES, overlay_dirs
 
@@ -55,6 +56,9 @@ class _Loader:
         self.keep_sources = keep_sources
         self.r = Reader()
         self.file_loc = Loc(str(path), 1, 1)
+        # Where each node's MACs and addresses are written, for the uniqueness
+        # checks: (node, device or "ipmi", "mac" or "ip") -> the value's place.
+        self.value_locs: dict[tuple[str, str, str], Loc] = {}
 
     def error(self, message: str, loc: Loc | None, hint: str) -> None:
         self.r.errors.append(WWError(message, loc=loc or self.file_loc, hint=hint))
@@ -224,22 +228,34 @@ class _Loader:
         chains: dict[tuple[str, ...], Tree] = {}
         project = self.path.parent
         checks = NodeChecks(known_overlays(project), known_ipxe_templates(), images)
+        folded: dict[str, str] = {}   # lower case -> name: host names ignore case
+        total = 0
         for key, value in ymap.items if ymap else ():
             if self.r.guard(as_str, key, "node name") is None:
                 continue
             try:
-                names = expand(key.text)
+                size = count(key.text)
             except HostlistError as exc:
-                self.error(f"node key `{key.text}` is not a valid hostlist: {exc}", key.loc,
+                self.error(f"node key {shown(key.text)} is not a valid hostlist: {exc}", key.loc,
                            "write a name (n01) or a hostlist (n[01-04], r[1-2]n[01-32])")
                 continue
-            bad = [n for n in names if not NAME.match(n)]
-            if bad:
-                self.error(f"node name `{bad[0]}` is not valid", key.loc,
-                           "use letters, digits, `.`, `_` and `-`, starting with a letter or digit")
+            total += size
+            if total > spec.MAX_NODES:
+                # Counted, not expanded: a typo of one digit too many stops here at once.
+                self.error(f"node key {shown(key.text)} brings the cluster to {total} nodes, "
+                           f"more than {spec.MAX_NODES}", key.loc,
+                           "check the hostlist's ranges; a cluster has at most "
+                           f"{spec.MAX_NODES} nodes")
+                break
+            before, miscounted = len(self.r.errors), self.r.miscounted
+            # Read before the names are built: a list of the wrong length is
+            # reported without expanding the hostlist.
+            own = self.r.struct(NODE, value, f"node {key.text}", "node", count=size)
+            if self.r.miscounted > miscounted:
                 continue
-            before = len(self.r.errors)
-            own = self.r.struct(NODE, value, f"node {key.text}", "node", count=len(names))
+            names = expand(key.text)
+            if not self.names_ok(names, key.text, key.loc, folded):
+                continue
             # With a value already rejected, check the rest but do not also call it missing.
             partial = len(self.r.errors) > before
             plist = own.get("profiles")
@@ -249,10 +265,13 @@ class _Loader:
                 continue
             base = chains.get(tuple(chosen))
             if base is None:
-                base = {}
-                for p in chosen:
-                    base = merge(NODE, base, profiles[p])
+                base = self.r.guard(self.chain, chosen, profiles)
+                if base is None:
+                    continue
                 chains[tuple(chosen)] = base
+            # The lists are the same for every node of the key: check its `~x` once.
+            if self.r.guard(merge, NODE, base, own) is None:
+                continue
             for i, name in enumerate(names):
                 if name in locs:
                     self.error(f"node {name} is defined twice (first at line {locs[name].line})",
@@ -263,9 +282,36 @@ class _Loader:
                 built = checks.node(self.error, name, merged, tuple(chosen), head, key.loc, partial)
                 if built is not None:
                     nodes.append(built)
+                    for dev in built.network:
+                        for what in ("mac", "ip"):
+                            self.value_locs[name, dev, what] = loc_at(
+                                merged, "network", dev, what, default=key.loc)
+                    self.value_locs[name, "ipmi", "ip"] = loc_at(merged, "ipmi", "ip", default=key.loc)
                     if self.keep_sources:
                         sources[name] = flatten(merged)
         return nodes, locs, sources
+
+    @staticmethod
+    def chain(chosen: list[str], profiles: dict[str, Tree]) -> Tree:
+        base: Tree = {}
+        for p in chosen:
+            base = merge(NODE, base, profiles[p])
+        return base
+
+    def names_ok(self, names: list[str], key: str, loc: Loc, folded: dict[str, str]) -> bool:
+        for name in names:
+            try:
+                check(Grammar.HOST, name)
+            except GrammarError as exc:
+                what = f"node name {shown(name)}" + (f" (of {shown(key)})" if name != key else "")
+                self.error(f"{what} {exc}", loc, exc.hint)
+                return False
+            other = folded.setdefault(name.lower(), name)
+            if other != name:
+                self.error(f"node {name} and node {other} differ only in case", loc,
+                           "host names ignore case: rename one of them")
+                return False
+        return True
 
     def check_unique(self, nodes: list[Node], locs: dict[str, Loc], head: Head) -> None:
         macs: dict[str, str] = {}
@@ -277,12 +323,14 @@ class _Loader:
                 if dev.mac:
                     if dev.mac in macs:
                         self.error(f"{what} has MAC {dev.mac}, already used by {macs[dev.mac]}",
-                                   locs[n.name], "every device needs its own MAC")
+                                   self.value_locs.get((n.name, dev.name, "mac"), locs[n.name]),
+                                   "every device needs its own MAC")
                     macs.setdefault(dev.mac, what)
                 if dev.ip:
                     if dev.ip in ips:
                         self.error(f"{what} has IP {dev.ip}, already used by {ips[dev.ip]}",
-                                   locs[n.name], "give every device its own address")
+                                   self.value_locs.get((n.name, dev.name, "ip"), locs[n.name]),
+                                   "give every device its own address")
                     ips.setdefault(dev.ip, what)
             if n.ipmi.ip:
                 # BMCs may share an address on distinct UDP ports (a chassis
@@ -291,10 +339,12 @@ class _Loader:
                 at = f"{n.ipmi.ip}:{n.ipmi.port}"
                 if n.ipmi.ip in ips and not ips[n.ipmi.ip].endswith(" ipmi"):
                     self.error(f"{what} has IP {n.ipmi.ip}, already used by {ips[n.ipmi.ip]}",
-                               locs[n.name], "give every BMC its own address")
+                               self.value_locs.get((n.name, "ipmi", "ip"), locs[n.name]),
+                               "give every BMC its own address")
                 elif at in bmcs:
                     self.error(f"{what} has address {at}, already used by {bmcs[at]}",
-                               locs[n.name], "give every BMC its own address or port")
+                               self.value_locs.get((n.name, "ipmi", "ip"), locs[n.name]),
+                               "give every BMC its own address or port")
                 ips.setdefault(n.ipmi.ip, what)
                 bmcs.setdefault(at, what)
 

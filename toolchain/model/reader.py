@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolchain.errors import Loc, WWError
 from toolchain.model import values as schema
+from toolchain.model.grammar import Grammar
 from toolchain.model.spec import Field, Kind, by_key, field_in
 from toolchain.model.yamlsrc import YMap, YNode, YScalar, YSeq
 
@@ -26,6 +27,8 @@ class Val:
     value: Any
     loc: Loc
     source: str  # "node" or "profile NAME"
+    # Where each item of a list is (provenance, not part of the value).
+    item_locs: tuple[Loc, ...] = field(default=(), compare=False)
 
 
 class Reader:
@@ -33,6 +36,9 @@ class Reader:
 
     def __init__(self) -> None:
         self.errors: list[WWError] = []
+        # Per-node lists whose length is not the hostlist's: the loader then
+        # skips the key instead of expanding it into nodes that cannot be built.
+        self.miscounted = 0
 
     def error(self, message: str, loc: Loc, hint: str) -> None:
         self.errors.append(WWError(message, loc=loc, hint=hint))
@@ -82,15 +88,19 @@ class Reader:
             if any(v is None for v in values):
                 return None
             if len(values) != count:
+                self.miscounted += 1
                 self.errors.append(WWError(
                     f"{what}: {len(values)} values for {count} node(s)", loc=node.loc,
                     hint="give exactly one per node of the hostlist, in its order"))
                 return None
-            return Val(values, node.loc, source)
+            return Val(values, node.loc, source, tuple(n.loc for n in node.items))
         value = self.guard(leaf, f, node, what)
         if value is None:
             return None
+        if f.kind is Kind.LIST and isinstance(node, YSeq):
+            return Val(value, node.loc, source, tuple(n.loc for n in node.items))
         if f.per_node and count > 1:
+            self.miscounted += 1
             self.errors.append(WWError(
                 f"{what}: one value for {count} nodes; each node needs its own", loc=node.loc,
                 hint="write a list with one value per node of the hostlist"))
@@ -131,6 +141,10 @@ class Reader:
             # Tag values are text for templates: keep what was written (`no`
             # stays "no", 0755 stays "0755") instead of YAML 1.1's reading of it.
             if isinstance(value, YScalar):
+                if self.guard(schema.check_text, key.text, key, f"{what}: tag name", Grammar.TAG) is None \
+                        or self.guard(schema.check_text, value.text, value, f"{what}: tag `{key.text}`",
+                                      Grammar.TEXT) is None:
+                    continue
                 out[key.text] = Val(value.text, value.loc, source)
             else:
                 self.errors.append(WWError(f"{what}: tag `{key.text}` must be a single value",
@@ -141,12 +155,8 @@ class Reader:
 def leaf(f: Field, node: YNode, what: str) -> Any:
     """One scalar (or list of strings) of kind `f.kind`, or WWError."""
     k = f.kind
-    if k is Kind.STR:
-        return schema.as_str(node, what)
-    if k is Kind.NAME:
-        return schema.as_name(node, what)
-    if k is Kind.PATH:
-        return schema.as_path(node, what)
+    if k in (Kind.STR, Kind.NAME, Kind.PATH):
+        return schema.as_text(node, what, f.text_grammar())
     if k is Kind.INT:
         return schema.as_int(node, what, 0, f.maximum)
     if k is Kind.BOOL:
@@ -162,10 +172,12 @@ def leaf(f: Field, node: YNode, what: str) -> Any:
     if k is Kind.LIST:
         items = schema.as_list(node, what)
         nodes = node.items if isinstance(node, YSeq) else [node]
-        for item, at in zip(items if f.choices else (), nodes, strict=False):
-            if item.lstrip("~") not in f.choices:
+        for item, at in zip(items, nodes, strict=False):
+            if f.choices and item.lstrip("~") not in f.choices:
                 raise WWError(f"{what}: `{item}` is not one of {', '.join(f.choices)}", loc=at.loc,
                               hint=f"choose from: {', '.join(f.choices)}")
+            if not f.choices:
+                schema.check_text(item.removeprefix("~"), at, f"each item of {what}", f.text_grammar())
         return items
     if k is Kind.FREE:
         return schema.as_free(node)
@@ -185,6 +197,22 @@ def apply_list(acc: list[str], items: list[str]) -> list[str]:
     return out
 
 
+def check_removals(acc: list[str], val: Val, what: str) -> None:
+    """Raise WWError at a `~x` of `val` that removes nothing: most likely a typo."""
+    held = list(acc)
+    for i, item in enumerate(val.value):
+        if not item.startswith("~"):
+            held.append(item)
+        elif item[1:] in held:
+            held = [x for x in held if x != item[1:]]
+        else:
+            loc = val.item_locs[i] if i < len(val.item_locs) else val.loc
+            raise WWError(f"{what}: `{item}` removes `{item[1:]}`, which nothing set before "
+                          f"({val.source})", loc=loc,
+                          hint="the list holds: " + (", ".join(held) or "nothing")
+                          + "; remove the `~` item or fix its spelling")
+
+
 def deep_merge(acc: Any, new: Any) -> Any:
     """Maps merge key by key, recursively; anything else is replaced."""
     if isinstance(acc, dict) and isinstance(new, dict):
@@ -195,14 +223,19 @@ def deep_merge(acc: Any, new: Any) -> Any:
     return new
 
 
-def merge(fields: tuple[Field, ...], acc: Tree, layer: Tree) -> Tree:
-    """`layer` over `acc`, each field by its kind (pure: neither input changes)."""
+def merge(fields: tuple[Field, ...], acc: Tree, layer: Tree, what: str = "") -> Tree:
+    """`layer` over `acc`, each field by its kind (pure: neither input changes).
+
+    A `~x` list item that removes nothing raises WWError (see check_removals).
+    """
     index = by_key(fields)
     out = dict(acc)
     for key, val in layer.items():
         f = index[key]
         if f.kind is Kind.LIST:
             prev = acc[key].value if key in acc else []
+            if key != "profiles":   # profiles' `~name` is checked where they are chosen
+                check_removals(prev, val, f"{what}{key}".strip())
             out[key] = Val(apply_list(prev, val.value), val.loc, val.source)
         elif f.kind is Kind.TAGS:
             out[key] = {**acc.get(key, {}), **val}
@@ -210,11 +243,11 @@ def merge(fields: tuple[Field, ...], acc: Tree, layer: Tree) -> Tree:
             value = deep_merge(acc[key].value, val.value) if key in acc else val.value
             out[key] = Val(value, val.loc, val.source)
         elif f.kind is Kind.STRUCT:
-            out[key] = merge(f.fields, acc.get(key, {}), val)
+            out[key] = merge(f.fields, acc.get(key, {}), val, f"{what}{key}.")
         elif f.kind is Kind.DICT:
             entries = dict(acc.get(key, {}))
             for name, sub in val.items():
-                entries[name] = merge(f.fields, entries.get(name, {}), sub)
+                entries[name] = merge(f.fields, entries.get(name, {}), sub, f"{what}{key}.{name}.")
             out[key] = entries
         else:
             out[key] = val
@@ -232,7 +265,8 @@ def instantiate(fields: tuple[Field, ...], tree: Tree, index: int) -> Tree:
         elif f.kind is Kind.DICT:
             out[key] = {name: instantiate(f.fields, sub, index) for name, sub in val.items()}
         elif f.per_node and isinstance(val.value, list):
-            out[key] = Val(val.value[index], val.loc, val.source)
+            at = val.item_locs[index] if val.item_locs else val.loc
+            out[key] = Val(val.value[index], at, val.source)
         elif f.increments and index:
             out[key] = Val(_add(val.value, index), val.loc, val.source)
         else:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from toolchain.model.grammar import RULES, Grammar
+
 
 class DhcpBackend(StrEnum):
     """The DHCP servers wwstatic writes a configuration for (toolchain/dhcp/)."""
@@ -54,7 +56,11 @@ class Field:
     per_node: bool = False             # a list with one value per node of a hostlist key
     entry: str = "name"                # what a DICT's keys are, for messages
     maximum: int = 2**31
+    grammar: Grammar | None = None     # what text a string (or each list item) may hold
 
+    def text_grammar(self) -> Grammar:
+        """The grammar of this field's text: its own, else its kind's."""
+        return self.grammar or _KIND_GRAMMAR.get(self.kind, Grammar.TEXT)
 
     def unset(self) -> Any:
         """What a setting left out reads as: the default, else the kind's empty value.
@@ -75,6 +81,14 @@ _EMPTY: dict[Kind, Any] = {
 }
 
 
+# The grammar of a string field that names none (grammar.py).
+_KIND_GRAMMAR = {Kind.NAME: Grammar.NAME, Kind.PATH: Grammar.PATH}
+
+# At most this many nodes in one cluster: a hostlist key is counted, before it is
+# expanded, against what is left (a typo like n[1-9999999] stops at once).
+MAX_NODES = 100_000
+
+
 _BY_KEY: dict[int, tuple[tuple[Field, ...], dict[str, Field]]] = {}
 
 
@@ -89,7 +103,7 @@ def by_key(fields: tuple[Field, ...]) -> dict[str, Field]:
 NETDEV = (
     Field("type", Kind.CHOICE, "kind of interface", "ethernet",
           choices=("ethernet", "infiniband", "bond", "vlan")),
-    Field("device", Kind.NAME, "interface name on the node, e.g. eno1 or ib0"),
+    Field("device", Kind.NAME, "interface name on the node, e.g. eno1 or ib0", grammar=Grammar.IFNAME),
     Field("mac", Kind.MAC, "hardware address; for a hostlist key, a list with one per node "
           "(`null` for a discoverable node whose MAC is not known yet)", per_node=True),
     Field("ip", Kind.IPV4, "IPv4 address; for a hostlist key, the first node's, counted up",
@@ -119,8 +133,8 @@ PARTITION = (
     Field("number", Kind.INT, "partition number", maximum=128),
     Field("size_mib", Kind.INT, "size in MiB (default: the rest of the disk)"),
     Field("start_mib", Kind.INT, "start in MiB"),
-    Field("type_guid", Kind.STR, "GPT partition type GUID"),
-    Field("guid", Kind.STR, "GPT partition GUID"),
+    Field("type_guid", Kind.STR, "GPT partition type GUID", grammar=Grammar.TOKEN),
+    Field("guid", Kind.STR, "GPT partition GUID", grammar=Grammar.TOKEN),
     Field("wipe", Kind.BOOL, "wipe the partition entry", False),
     Field("create", Kind.BOOL, "create the partition if it does not exist", True),
     Field("resize", Kind.BOOL, "grow the partition", False),
@@ -136,32 +150,37 @@ FILESYSTEM = (
           choices=("ext4", "ext3", "xfs", "btrfs", "vfat", "swap")),
     Field("path", Kind.PATH, "mount point (not for swap)"),
     Field("wipe", Kind.BOOL, "create the file system even if one exists", False),
-    Field("label", Kind.STR, "file system label"),
-    Field("uuid", Kind.STR, "file system UUID"),
-    Field("options", Kind.LIST, "extra mkfs arguments"),
-    Field("mount_options", Kind.STR, "mount options"),
+    Field("label", Kind.STR, "file system label", grammar=Grammar.TOKEN),
+    Field("uuid", Kind.STR, "file system UUID", grammar=Grammar.TOKEN),
+    Field("options", Kind.LIST, "extra mkfs arguments", grammar=Grammar.TOKEN),
+    Field("mount_options", Kind.STR, "mount options", grammar=Grammar.OPTIONS),
 )
 
 KERNEL = (
-    Field("version", Kind.STR, "kernel version prefix to boot (default: the newest in the image)"),
-    Field("args", Kind.LIST, "kernel command line arguments; `~arg` removes one set earlier"),
+    Field("version", Kind.STR, "kernel version prefix to boot (default: the newest in the image)",
+          grammar=Grammar.TOKEN),
+    Field("args", Kind.LIST, "kernel command line arguments; `~arg` removes one set earlier",
+          grammar=Grammar.TOKEN),
 )
 
 # The root file systems a node unpacks into RAM; any other root is a /dev/ device.
 RAM_ROOTS = ("initramfs", "tmpfs")
 
 NODE = (
-    Field("profiles", Kind.LIST, "profiles merged in, in order; `~name` drops one"),
+    Field("profiles", Kind.LIST, "profiles merged in, in order; `~name` drops one",
+          grammar=Grammar.NAME),
     Field("comment", Kind.STR, "free text"),
     Field("image", Kind.NAME, "the image (under `images:`) the node boots"),
     Field("kernel", Kind.STRUCT, "kernel selection and command line", fields=KERNEL),
     Field("init", Kind.PATH, "what wwinit executes when it is done", "/sbin/init"),
     Field("root", Kind.STR, "root file system: initramfs, tmpfs, or a device such as /dev/sda2",
-          RAM_ROOTS[0]),
+          RAM_ROOTS[0], grammar=Grammar.TOKEN),
     Field("ipxe_template", Kind.NAME, "iPXE script template", "default"),
-    Field("system_overlays", Kind.LIST, "overlays unpacked at boot, before init; `~name` removes one"),
+    Field("system_overlays", Kind.LIST, "overlays unpacked at boot, before init; `~name` removes one",
+          grammar=Grammar.NAME),
     Field("runtime_overlays", Kind.LIST,
-          "overlays unpacked at boot and refreshed by wwclient; `~name` removes one"),
+          "overlays unpacked at boot and refreshed by wwclient; `~name` removes one",
+          grammar=Grammar.NAME),
     Field("network", Kind.DICT, "network devices by name", fields=NETDEV, entry="network name"),
     Field("ipmi", Kind.STRUCT, "the node's BMC", fields=IPMI),
     Field("tags", Kind.TAGS, "free key/values for templates"),
@@ -174,14 +193,16 @@ NODE = (
     Field("discoverable", Kind.BOOL, "may be bound to an unknown MAC by `wwstatic discover "
           "--assign`; until then it needs no MAC (and gets no iPXE script or DHCP entry)",
           False, node_only=True),
-    Field("asset_key", Kind.STR, "the chassis asset tag the node must present", node_only=True),
+    Field("asset_key", Kind.STR, "the chassis asset tag the node must present", node_only=True,
+          grammar=Grammar.TOKEN),
 )
 
 HEAD = (
     Field("ip", Kind.IPV4, "the head's IPv4 address on the cluster network"),
     Field("network", Kind.STR, "the cluster network, e.g. 10.0.0.0/24"),
-    Field("http", Kind.STR, "base URL the nodes fetch from (default http://<ip>)"),
-    Field("fqdn", Kind.STR, "the head's fully qualified name"),
+    Field("http", Kind.STR, "base URL the nodes fetch from (default http://<ip>)",
+          grammar=Grammar.URL),
+    Field("fqdn", Kind.STR, "the head's fully qualified name", grammar=Grammar.HOST),
     Field("access_log", Kind.PATH, "where nginx writes the access log that `wwstatic status` "
           "and `wwstatic discover` read", "/var/log/nginx/wwstatic-access.log"),
 )
@@ -196,7 +217,7 @@ DHCP = (
           choices=tuple(b.value for b in DhcpBackend)),
     Field("interface", Kind.NAME, "the head's interface on the cluster network; dnsmasq and Kea "
           "listen there only (default: dnsmasq and Kea listen on every interface and answer "
-          "only where the cluster network is)"),
+          "only where the cluster network is)", grammar=Grammar.IFNAME),
     Field("dnsmasq_tftp", Kind.BOOL, "dnsmasq also serves output/tftp with its own TFTP server",
           False),
     Field("range", Kind.STRUCT, "dynamic range for machines not in cluster.yaml", fields=DHCP_RANGE),
@@ -205,7 +226,7 @@ DHCP = (
 )
 NFS_EXPORT = (
     Field("path", Kind.PATH, "exported directory"),
-    Field("options", Kind.STR, "export options", "rw,sync,no_subtree_check"),
+    Field("options", Kind.STR, "export options", "rw,sync,no_subtree_check", grammar=Grammar.OPTIONS),
 )
 NFS = (
     Field("exports", Kind.ITEMS, "exported directories: a list of {path, options}", fields=NFS_EXPORT),
@@ -218,19 +239,21 @@ SSH = (
     Field("authorized_keys", Kind.LIST,
           "public key lines put in root's authorized_keys on the nodes (ssh.authorized_keys overlay)"),
     Field("authorized_key_files", Kind.LIST,
-          "files on the head (relative to the project, or absolute) whose keys are added too"),
+          "files on the head (relative to the project, or absolute) whose keys are added too",
+          grammar=Grammar.FILE),
 )
 WWCLIENT = (
     Field("interval", Kind.INT, "seconds between runtime overlay polls", 60, maximum=86400),
 )
 DEMO = (
     Field("kernel_package", Kind.NAME, "Debian package whose kernel the demo boots",
-          "linux-image-cloud-amd64"),
-    Field("modules", Kind.LIST, "kernel modules (with dependencies) copied into the image"),
+          "linux-image-cloud-amd64", grammar=Grammar.PACKAGE),
+    Field("modules", Kind.LIST, "kernel modules (with dependencies) copied into the image",
+          grammar=Grammar.NAME),
 )
 OCI = (
     Field("path", Kind.STR, "an OCI image layout directory or oci-archive tar "
-          "(relative to cluster.yaml's directory)"),
+          "(relative to cluster.yaml's directory)", grammar=Grammar.FILE),
     Field("ref", Kind.STR, "which image of the layout (its org.opencontainers.image.ref.name), "
           "when it holds several"),
 )
@@ -238,13 +261,15 @@ DEBOOTSTRAP = (
     Field("suite", Kind.NAME, "Debian release, e.g. bookworm"),
     Field("variant", Kind.CHOICE, "debootstrap variant (`default`: the standard set)", "minbase",
           choices=("minbase", "buildd", "default")),
-    Field("include", Kind.LIST, "packages added to the variant's, e.g. systemd-sysv, linux-image-amd64"),
-    Field("components", Kind.LIST, "archive components", ["main"]),
+    Field("include", Kind.LIST, "packages added to the variant's, e.g. systemd-sysv, linux-image-amd64",
+          grammar=Grammar.PACKAGE),
+    Field("components", Kind.LIST, "archive components", ["main"], grammar=Grammar.NAME),
     Field("mirror", Kind.STR, "Debian mirror URL (default: the first Debian source of this "
-          "machine's apt configuration)"),
+          "machine's apt configuration)", grammar=Grammar.URL),
 )
 IMAGE_KERNEL = (
-    Field("version", Kind.STR, "kernel version prefix (default: the newest non-debug kernel)"),
+    Field("version", Kind.STR, "kernel version prefix (default: the newest non-debug kernel)",
+          grammar=Grammar.TOKEN),
     Field("from", Kind.NAME, "take the kernel from this other image, and its modules as an extra "
           "initrd layer (for images without a kernel, e.g. containers)"),
 )
@@ -252,7 +277,7 @@ IMAGE = (
     Field("demo", Kind.STRUCT, "build a small busybox image with a Debian kernel", fields=DEMO),
     Field("root", Kind.PATH, "use this root directory (a chroot) as the image"),
     Field("tarball", Kind.STR, "use this root file system tarball (.tar, .tar.gz, .tar.xz, .tar.zst; "
-          "e.g. `docker export` output), relative to cluster.yaml's directory"),
+          "e.g. `docker export` output), relative to cluster.yaml's directory", grammar=Grammar.FILE),
     Field("oci", Kind.STRUCT, "use an OCI image (layers applied in order, whiteouts honoured)",
           fields=OCI),
     Field("debootstrap", Kind.STRUCT, "build a Debian image with debootstrap (needs root; the "
@@ -324,11 +349,16 @@ _SIMPLE: dict[Kind, dict[str, Any]] = {
     Kind.BOOL: {"type": "boolean"},
     Kind.IPV4: {"type": "string", "format": "ipv4"},
     Kind.NETMASK: {"type": "string", "format": "ipv4"},
-    Kind.MAC: {"type": "string", "pattern": "^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$"},
+    # Unicast: the first octet's lowest bit (the second hex digit's) is clear.
+    Kind.MAC: {"type": "string", "pattern": "^[0-9a-fA-F][02468aceACE]([:-][0-9a-fA-F]{2}){5}$"},
     Kind.LIST: {"type": ["array", "string"], "items": {"type": "string"}},
     Kind.TAGS: {"type": "object", "additionalProperties": {"type": "string"}},
     Kind.FREE: {},
 }
+
+
+# The kinds whose value is text that a grammar (grammar.py) describes.
+_TEXT_KINDS = (Kind.STR, Kind.NAME, Kind.PATH, Kind.LIST)
 
 
 def _field_schema(f: Field) -> dict[str, Any]:
@@ -344,6 +374,11 @@ def _field_schema(f: Field) -> dict[str, Any]:
         out = dict(_SIMPLE[f.kind])
         if f.kind is Kind.LIST and f.choices:
             out["items"] = {"enum": list(f.choices)}
+        elif f.kind is Kind.LIST and (pattern := RULES[f.text_grammar()].pattern):
+            # An item may be `~item`, which removes one added earlier.
+            out["items"] = {"type": "string", "pattern": "^~?" + pattern.removeprefix("^")}
+        elif f.kind in _TEXT_KINDS and (pattern := RULES[f.text_grammar()].pattern):
+            out["pattern"] = pattern
         if f.kind is Kind.INT:
             out["maximum"] = f.maximum
     if f.per_node:
@@ -382,6 +417,8 @@ def markdown() -> str:
             notes = []
             if f.default is not None and f.kind not in (Kind.STRUCT, Kind.DICT):
                 notes.append(f"default `{f.default}`")
+            if f.kind in _TEXT_KINDS and not f.choices:
+                notes.append(RULES[f.text_grammar()].describe)
             if f.node_only:
                 notes.append("nodes only")
             if f.increments:

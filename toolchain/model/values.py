@@ -13,6 +13,7 @@ import re
 import yaml
 
 from toolchain.errors import WWError
+from toolchain.model.grammar import Grammar, GrammarError, check, shown
 from toolchain.model.yamlsrc import TYPE_NAMES, YMap, YNode, YScalar, YSeq, kind_of
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}\Z")
@@ -68,8 +69,12 @@ def as_mac(node: YNode, what: str) -> str:
         )
     text = as_str(node, what)
     if not _MAC.match(text):
-        raise WWError(f"{what} `{text}` is not a MAC address", loc=node.loc,
+        raise WWError(f"{what} {shown(text)} is not a MAC address", loc=node.loc,
                       hint='write six hex pairs, e.g. "52:54:00:12:34:56"')
+    if int(text[:2], 16) & 1:
+        # Broadcast ff:ff:ff:ff:ff:ff included: no network card has such an address.
+        raise WWError(f"{what} `{text}` is a multicast or broadcast address", loc=node.loc,
+                      hint="a network card's MAC is unicast: the first octet is even")
     return text.lower().replace("-", ":")
 
 
@@ -89,6 +94,22 @@ def as_network(node: YNode, what: str) -> ipaddress.IPv4Network:
     except ValueError as exc:
         raise WWError(f"{what} `{text}` is not an IPv4 network: {exc}", loc=node.loc,
                       hint="write the network address and prefix, e.g. 10.0.0.0/24") from None
+
+
+def as_text(node: YNode, what: str, grammar: Grammar) -> str:
+    """A string of `grammar` (grammar.py)."""
+    text = as_str(node, what)
+    check_text(text, node, what, grammar)
+    return text
+
+
+def check_text(text: str, node: YNode, what: str, grammar: Grammar) -> str:
+    """`text` (written at `node`) if it is of `grammar`, else WWError there."""
+    try:
+        check(grammar, text)
+    except GrammarError as exc:
+        raise WWError(f"{what} {shown(text)} {exc}", loc=node.loc, hint=exc.hint) from None
+    return text
 
 
 def as_path(node: YNode, what: str) -> str:

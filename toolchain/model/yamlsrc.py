@@ -162,10 +162,17 @@ def load_text(text: str, file: str) -> YNode:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        loc = Loc(file, mark.line + 1, mark.column + 1) if mark else None
         problem = exc.problem or exc.context or "invalid YAML"
-        raise WWError(f"YAML syntax: {problem}", loc=loc,
-                      hint="check indentation, colons and quotes around this place") from None
+        hint = "check indentation, colons and quotes around this place"
+        if exc.context_mark and "quoted scalar" in (exc.context or ""):
+            # The parser gives up where the file ends or the next key begins;
+            # the mistake is the quote that was opened and never closed.
+            mark, at = exc.context_mark, exc.problem_mark
+            problem = "a quoted string starts here and is not closed"
+            hint = (f"close the quote (the parser read on to line {at.line + 1})" if at else
+                    "close the quote")
+        loc = Loc(file, mark.line + 1, mark.column + 1) if mark else None
+        raise WWError(f"YAML syntax: {problem}", loc=loc, hint=hint) from None
     except yaml.reader.ReaderError as exc:
         # Not a MarkedYAMLError: it knows only the character offset, so count lines ourselves.
         before = text[:exc.position]

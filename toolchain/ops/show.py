@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from toolchain.errors import WWError
-from toolchain.hostlist import HostlistError, expand
+from toolchain.hostlist import HostlistError, compress, expand
 from toolchain.model import spec
 from toolchain.model.load import load_cluster
 from toolchain.model.reader import plain
@@ -19,6 +19,11 @@ from toolchain.verbs import Verb
 
 
 def select(cluster: Cluster, pattern: str) -> list[Node]:
+    """The nodes a hostlist names, in the cluster's order (all for an empty one).
+
+    `nodes`, `show`, `power`, `sensors` and `status` select with this. Naming
+    a node that does not exist is an error: a typo must not act on fewer nodes.
+    """
     if not pattern:
         return list(cluster.nodes)
     try:
@@ -27,8 +32,10 @@ def select(cluster: Cluster, pattern: str) -> list[Node]:
         raise WWError(f"`{pattern}` is not a hostlist: {exc}", hint="e.g. n[01-04] or n01,n03") from None
     found = [n for n in cluster.nodes if n.name in wanted]
     missing = wanted - {n.name for n in found}
-    if missing and not found:
-        raise WWError(f"no node matches `{pattern}`", hint="`wwstatic nodes` lists all nodes")
+    if missing:
+        some = "no node matches" if not found else f"{len(missing)} of the nodes named do not exist:"
+        raise WWError(f"{some} `{pattern}`" if not found else f"{some} {compress(sorted(missing))}",
+                      hint="`wwstatic nodes` lists all nodes")
     return found
 
 
