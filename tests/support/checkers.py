@@ -6,6 +6,11 @@ import re
 import subprocess
 from pathlib import Path
 
+from toolchain.build.plan import Blob, Group, NodePlan, OverlaySet
+from toolchain.model.types import Cluster
+from toolchain.overlay.render import SourceFile
+from toolchain.overlay.split import Part, Source
+
 NGINX_MAIN = """\
 daemon off;
 pid {w}/nginx.pid;
@@ -118,3 +123,18 @@ def unit_file(text: str) -> dict[str, list[tuple[str, str]]]:
         current.append((key.strip(), value.strip()))
     return sections
 
+
+
+def fixed_plan(cluster: Cluster, name: str) -> NodePlan:
+    """A node's plan with fixed blob names, both kinds with a shared and an own part."""
+    def blob(url: str) -> Blob:
+        return Blob(url, "0" * 64)
+    node = cluster.node(name)
+    own_file = Source(0, "x", SourceFile("etc/x.j2", Path("etc/x.j2"), "template"), True, False)
+    sets = {kind: OverlaySet(kind, names, (), (own_file,), Part((), {}),
+                             blob(f"shared/{kind}-{'5' * 20}.img.gz"), "", False, False)
+            for kind, names in (("system", node.system_overlays), ("runtime", node.runtime_overlays))}
+    group = Group("9" * 20, node.image, blob(f"images/demo/vmlinuz-{'1' * 20}"),
+                  blob(f"images/demo/image-{'1' * 20}.img.gz"), sets)
+    own = {kind: blob(f"nodes/{name}/{kind}-{kind[0] * 20}.img.gz") for kind in ("system", "runtime")}
+    return NodePlan(node, group, own)
