@@ -42,7 +42,7 @@ def test_access_log_keeps_the_per_node_rule(tmp_path: Path) -> None:
     text = generate.nginx_conf(cluster, tmp_path / "http")
     server = tmp_path / "server.conf"
     server.write_text(text)
-    done = checkers.nginx_check(tmp_path, server, cluster.head.ip)
+    done = checkers.nginx_check(tmp_path, server, str(cluster.head.ip))
     assert done.returncode == 0, done.stderr
     directives = checkers.nginx_directives(text)
     assert (1, ["access_log", value, "wwstatic"]) in directives

@@ -27,7 +27,8 @@ def test_plain_values_are_written_bare() -> None:
 def test_nginx_quotes_into_one_word() -> None:
     """The access_log of the issue is one word of its directive, whatever it holds."""
     value = "/x.log wwstatic; location ~ ^.nodes. { } #"
-    assert nginx_tokens(f"access_log {emit.nginx(value)} wwstatic;") == ["access_log", value, "wwstatic", (";",)]
+    assert nginx_tokens(f"access_log {emit.nginx(value)} wwstatic;") == \
+        ["access_log", value, "wwstatic", (";",)]
     tricky = 'a"b\\c'
     assert nginx_tokens("x " + emit.nginx(tricky) + ";") == ["x", tricky, (";",)]
     for bad in ("$remote_addr", "a\nb"):

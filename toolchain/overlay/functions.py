@@ -20,7 +20,8 @@ writes a file per block, named relative to the template's directory (or from
 the overlay root when the name starts with `/`). A template that uses blocks
 writes only its blocks; text outside them must be blank.
 
-Filters: the emitters of toolchain/emit.py (`sh`, alias `shquote`, `systemd`, `keyfile`, ...), `systemd_escape` / `systemd_escape_path` (exactly as
+Filters: the emitters of toolchain/emit.py (`sh`, alias `shquote`, ...),
+`systemd_escape` / `systemd_escape_path` (exactly as
 `systemd-escape [--path]`), `unique_by("attr.path")` (items with a unique
 field, first wins: Warewulf's UniqueField for objects), `unique_field(sep, index)`
 (lines of text unique by a field, first wins: Warewulf's UniqueField).
