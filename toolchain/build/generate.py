@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 
+from toolchain import emit
 from toolchain.build.plan import Group, NodePlan
 from toolchain.model.types import Cluster
 from toolchain.project import BUILD_TEMPLATES
@@ -17,7 +18,7 @@ from toolchain.project import BUILD_TEMPLATES
 
 @cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(BUILD_TEMPLATES)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -25,6 +26,8 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
+    env.filters.update(emit.FILTERS)
+    return env
 
 
 def _render(name: str, **context: Any) -> str:
@@ -42,8 +45,9 @@ def node_ipxe(cluster: Cluster, np: NodePlan) -> str:
 def group_ipxe(cluster: Cluster, group: Group) -> str:
     """The script a group's nodes chain to: kernel, image and shared layers by name,
     each node's own layers from the variables its script set."""
-    initrds = [(name, f"${{base}}/{blob.url}" if blob else f"${{base}}/${{ww{kind}}}")
-               for name, kind, blob in group.initrds()]
+    # (name, shared blob's URL or None, kind): the template writes ${base}/URL, or
+    # ${base}/${wwKIND} for the node's own part; `$` itself is no value iPXE may get.
+    initrds = [(name, blob.url if blob else None, kind) for name, kind, blob in group.initrds()]
     return _render("group.ipxe.j2", group=group, head=cluster.head,
                    kernel=group.kernel.url, initrds=initrds)
 

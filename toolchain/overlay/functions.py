@@ -20,7 +20,8 @@ writes a file per block, named relative to the template's directory (or from
 the overlay root when the name starts with `/`). A template that uses blocks
 writes only its blocks; text outside them must be blank.
 
-Filters: `shquote`, `systemd_escape` / `systemd_escape_path` (exactly as
+Filters: the emitters of toolchain/emit.py (`sh`, alias `shquote`, ...),
+`systemd_escape` / `systemd_escape_path` (exactly as
 `systemd-escape [--path]`), `unique_by("attr.path")` (items with a unique
 field, first wins: Warewulf's UniqueField for objects), `unique_field(sep, index)`
 (lines of text unique by a field, first wins: Warewulf's UniqueField).
@@ -29,7 +30,6 @@ field, first wins: Warewulf's UniqueField for objects), `unique_field(sep, index
 from __future__ import annotations
 
 import posixpath
-import shlex
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,6 +42,7 @@ from jinja2 import nodes
 from jinja2.ext import Extension
 from jinja2.parser import Parser
 
+from toolchain import emit
 from toolchain.errors import WWError
 from toolchain.image.files import read_image_file
 from toolchain.overlay import hostkeys
@@ -267,7 +268,8 @@ def install(env: jinja2.Environment, project: Path) -> None:
     env.extend(wwstatic_project=project)
     env.globals.update(include_head=include_head, include_image=include_image, symlink=symlink,
                        skip=skip, fail=fail, ssh_host_key=ssh_host_key, ssh_host_pubkey=ssh_host_pubkey)
-    env.filters.update(shquote=lambda v: shlex.quote(str(v)), systemd_escape=systemd_escape,
+    env.filters.update(emit.FILTERS)
+    env.filters.update(systemd_escape=systemd_escape,
                        systemd_escape_path=systemd_escape_path, unique_by=unique_by,
                        unique_field=unique_field)
 
