@@ -1,12 +1,16 @@
-"""The injections of issue 16, through the generators, with values the model still accepts.
+"""The injections of issue 16: refused by the model, and held by the emitters behind it.
 
-Each hostile value either reaches its file as one value in its own slot (the
-daemon's own check passes and the file's structure is unchanged), or the build
-stops with a WWError naming the value and the syntax.
+The model's grammars refuse each hostile value at its line. The emitters are
+the second line: with the value put into a loaded cluster directly (as a
+grammar with a gap would let it through), it either reaches its file as one
+value in its own slot (the daemon's own check passes and the file's structure
+is unchanged), or the generator stops with a WWError naming the value and the
+syntax.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,26 @@ from toolchain.model.types import Cluster
 Edit = Callable[[dict[str, Any]], None]
 
 
-def cluster_with(tmp_path: Path, edit: Edit) -> Cluster:
-    return load_cluster(make_project(tmp_path / "p", edit) / "cluster.yaml")
+def refused_at_its_line(tmp_path: Path, edit: Edit) -> None:
+    """The model's first line: loading cluster.yaml with the value fails, at a line of it."""
+    with pytest.raises(WWError) as info:
+        load_cluster(make_project(tmp_path / "refused", edit) / "cluster.yaml")
+    assert "cluster.yaml:" in str(info.value) and "hint:" in str(info.value)
+
+
+def cluster_with(tmp_path: Path, edit: Edit, *, head: dict[str, str] | None = None,
+                 args: tuple[str, ...] | None = None) -> Cluster:
+    """The shipped cluster, loaded after `edit` (which the model refuses, checked first) with
+    the hostile values put in afterwards: what an emitter gets if a grammar has a gap."""
+    refused_at_its_line(tmp_path, edit)
+    cluster = load_cluster(make_project(tmp_path / "p") / "cluster.yaml")
+    if head:
+        cluster = dataclasses.replace(cluster, head=dataclasses.replace(cluster.head, **head))
+    if args is not None:
+        nodes = [dataclasses.replace(n, kernel=dataclasses.replace(n.kernel, args=args))
+                 for n in cluster.nodes]
+        cluster = dataclasses.replace(cluster, nodes=type(cluster.nodes)(nodes))
+    return cluster
 
 
 def head(key: str, value: str) -> Edit:
@@ -38,7 +60,7 @@ def kernel_args(*args: str) -> Edit:
 
 def test_access_log_keeps_the_per_node_rule(tmp_path: Path) -> None:
     value = "/x.log wwstatic; location ~ ^.nodes. { } #"
-    cluster = cluster_with(tmp_path, head("access_log", value))
+    cluster = cluster_with(tmp_path, head("access_log", value), head={"access_log": value})
     text = generate.nginx_conf(cluster, tmp_path / "http")
     server = tmp_path / "server.conf"
     server.write_text(text)
@@ -55,7 +77,7 @@ def test_access_log_keeps_the_per_node_rule(tmp_path: Path) -> None:
 def test_hostile_http_stays_out_of_scripts_and_dhcp(tmp_path: Path, http: str) -> None:
     """head.http values urlsplit lets through: refused by iPXE; a string in dhcpd.conf;
     refused or one field in dnsmasq.conf."""
-    cluster = cluster_with(tmp_path, head("http", http))
+    cluster = cluster_with(tmp_path, head("http", http), head={"http": http})
     assert cluster.head.http == http
     with pytest.raises(WWError, match="iPXE"):
         generate.node_ipxe(cluster, checkers.fixed_plan(cluster, "n01"))
@@ -76,12 +98,13 @@ def test_hostile_http_stays_out_of_scripts_and_dhcp(tmp_path: Path, http: str) -
 @pytest.mark.parametrize("args", [("quiet\nshell",), ("&&", "shell"), ("||", "shell"), (";", "shell"),
                                   ("a${x}",)])
 def test_kernel_args_never_become_ipxe_commands(tmp_path: Path, args: tuple[str, ...]) -> None:
-    cluster = cluster_with(tmp_path, kernel_args(*args))
+    cluster = cluster_with(tmp_path, kernel_args(*args), args=args)
     with pytest.raises(WWError, match="iPXE"):
         generate.node_ipxe(cluster, checkers.fixed_plan(cluster, "n01"))
 
 
 def test_plain_kernel_args_still_written(tmp_path: Path) -> None:
-    cluster = cluster_with(tmp_path, kernel_args("console=ttyS0,115200", "root=/dev/nfs"))
+    cluster = load_cluster(make_project(tmp_path / "p", kernel_args("console=ttyS0,115200", "root=/dev/nfs"))
+                           / "cluster.yaml")
     script = generate.node_ipxe(cluster, checkers.fixed_plan(cluster, "n01"))
     assert "set wwargs wwid=52:54:00:99:00:11 console=ttyS0,115200 root=/dev/nfs\n" in script
