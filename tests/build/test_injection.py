@@ -35,7 +35,7 @@ def refused_at_its_line(tmp_path: Path, edit: Edit) -> None:
     assert "cluster.yaml:" in str(info.value) and "hint:" in str(info.value)
 
 
-def cluster_with(tmp_path: Path, edit: Edit, *, head: dict[str, str] | None = None,
+def cluster_with(tmp_path: Path, edit: Edit, *, head: dict[str, Any] | None = None,
                  args: tuple[str, ...] | None = None) -> Cluster:
     """The shipped cluster, loaded after `edit` (which the model refuses, checked first) with
     the hostile values put in afterwards: what an emitter gets if a grammar has a gap."""
