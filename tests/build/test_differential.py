@@ -57,7 +57,11 @@ def apply(edit: Edit, project: Path, root: Path) -> str | None:
     what, *args = edit
     one = None
     if what == "head.fqdn":
-        data["head"]["fqdn"] = args[0]
+        # "" takes the setting out: an empty host name is refused by its grammar.
+        if args[0]:
+            data["head"]["fqdn"] = args[0]
+        else:
+            data["head"].pop("fqdn", None)
     elif what == "dhcp.lease_time":
         data.setdefault("dhcp", {})["lease_time"] = args[0]
     elif what == "nfs.exports":
