@@ -6,20 +6,13 @@ The build publishes, per node, `nodes/<node>/runtime.json`:
      "layers": [{"include": "groups/<group>.json"},
                 {"url": "nodes/n01/runtime-<digest>.img.gz", "sha256": "<hex>", "size": 123}],
      "setuid": ["usr/bin/ping"]}          # optional: paths allowed setuid/setgid bits
-An `include` names a manifest shared by a group of nodes, {"format": 1, "layers":
-[...]}, whose layers (files the same for the whole group, such as the cluster's
-hosts file) take its place in the list. wwclient polls the node's manifest and
-each included one with a conditional GET (an unchanged overlay costs a 304 each),
-streams the layers it has not cached to disk, checks each against its size
-and sha256, reads them (gzip, or zstd through the node's `zstd` binary; cpio
-newc parsed here: the standard library has neither a cpio reader nor zstd),
-checks every entry and name, and only then applies the result file by file
-with temp + rename, reading each layer a second time. Files an earlier version
-installed and the new one dropped are removed. Anything wrong means nothing is
-applied, and the state (state.json) is rewritten only after a whole apply.
-
-This file is copied to nodes by the `wwclient` overlay: standard library only,
-and it imports nothing from the wwstatic toolchain.
+An `include` names a group's manifest, {"format": 1, "layers": [...]}, whose layers
+take its place. wwclient polls them with conditional GETs (304s when unchanged),
+streams new layers to its cache, checks size and sha256, reads them (gzip, or zstd
+through the node's `zstd`; cpio newc parsed here), checks every entry, and only
+then applies the result with temp + rename, reading each layer again. Files the
+new version dropped are removed. Anything wrong: nothing is applied.
+Copied to nodes by the `wwclient` overlay: standard library only.
 """
 
 from __future__ import annotations
@@ -27,12 +20,13 @@ from __future__ import annotations
 import argparse
 import calendar
 import contextlib
+import dataclasses
+import gzip
 import hashlib
 import http.client
 import json
 import os
 import random
-import select
 import shlex
 import shutil
 import signal
@@ -57,27 +51,21 @@ CHUNK = 1 << 16
 MAX_SYMLINKS = 40
 STATE_FORMAT = 1
 TEMP_MARK = ".wwclient-"
-SAFE_BITS = 0o1777          # permission bits applied without a declaration (sticky is fine)
 SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID
-
 
 def manifest_path(node: str) -> str:
     """Where the build publishes a node's manifest, relative to the HTTP base."""
     return f"nodes/{node}/runtime.json"
 
-
 def log(msg: str) -> None:
     # One line per event on stderr: journald (or the console) records it.
     print(f"wwclient: {msg}", file=sys.stderr, flush=True)
 
-
 class Rejected(Exception):
     """The manifest or an archive is not acceptable: nothing is applied."""
 
-
 class Unavailable(Exception):
     """The server did not answer usefully (down, error status, timeout)."""
-
 
 # --- manifest -------------------------------------------------------------------
 
@@ -87,11 +75,9 @@ class Layer:
     sha256: str
     size: int
 
-
 @dataclass(frozen=True)
 class Include:
     url: str
-
 
 @dataclass(frozen=True)
 class Manifest:
@@ -100,10 +86,8 @@ class Manifest:
     layers: tuple[Layer | Include, ...]
     setuid: frozenset[str]
 
-
 def _is_hex64(v: object) -> bool:
     return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
-
 
 def _check_url(url: object) -> str:
     # Layers are files of the same static tree: a relative path, nothing else.
@@ -119,23 +103,13 @@ def _check_url(url: object) -> str:
         raise Rejected(f"manifest: layer url {url[:60]!r}... is longer than {MAX_NAME}")
     return url
 
-
-def _check_text(value: object, where: str) -> None:
+def _check_text(doc: object) -> None:
     # JSON may spell lone surrogates (\ud800): text that cannot be UTF-8 is refused here,
     # not when it is quoted into a URL or saved in state.json after the apply.
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise Rejected(f"{where}: {value[:60]!r} is not valid Unicode") from None
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_text(k, where)
-            _check_text(v, where)
-    elif isinstance(value, list):
-        for v in value:
-            _check_text(v, where)
-
+    try:
+        json.dumps(doc, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise Rejected(f"manifest: {exc.object[exc.start:exc.end]!r} is not valid Unicode") from None
 
 def _load(data: bytes) -> dict[str, Any]:
     try:
@@ -148,9 +122,8 @@ def _load(data: bytes) -> dict[str, Any]:
         raise Rejected("manifest is nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or isinstance(doc["format"], bool):
         raise Rejected(f"manifest format is not {MANIFEST_FORMAT}")
-    _check_text(doc, "manifest")
+    _check_text(doc)
     return doc
-
 
 def _layers(doc: dict[str, Any], includes: bool) -> list[Layer | Include]:
     layers = doc.get("layers")
@@ -173,11 +146,9 @@ def _layers(doc: dict[str, Any], includes: bool) -> list[Layer | Include]:
         out.append(Layer(_check_url(item.get("url")), item["sha256"], size))
     return out
 
-
 def parse_included(data: bytes) -> list[Layer]:
     """The layers of a manifest a node's manifest includes (a group's)."""
     return [layer for layer in _layers(_load(data), includes=False) if isinstance(layer, Layer)]
-
 
 def parse_manifest(data: bytes, node: str) -> Manifest:
     doc = _load(data)
@@ -192,15 +163,10 @@ def parse_manifest(data: bytes, node: str) -> Manifest:
         raise Rejected("manifest: setuid must be a list of paths")
     return Manifest(node, float(interval), tuple(out), frozenset(p.strip("/") for p in setuid))
 
-
 # --- HTTP -----------------------------------------------------------------------
 
 def http_date(value: str) -> float | None:
-    """Seconds since the epoch of an HTTP date; None when it is not a sane one.
-
-    parsedate_to_datetime() overflows on a 20-digit hour: the fields are
-    range-checked here before any arithmetic.
-    """
+    """Seconds since the epoch of an HTTP date, or None (fields range-checked: no overflow)."""
     t = parsedate_tz(value) if len(value) < 64 else None
     if t is None:
         return None
@@ -210,7 +176,6 @@ def http_date(value: str) -> float | None:
         return None
     return float(calendar.timegm((year, month, day, hour, minute, sec)) - (t[9] or 0))
 
-
 def _check_headers(path: str, hdrs: dict[str, str]) -> None:
     # Validators are saved in state.json and sent back: printable ASCII only.
     for key in ("etag", "last-modified"):
@@ -218,13 +183,11 @@ def _check_headers(path: str, hdrs: dict[str, str]) -> None:
         if len(v) > 200 or any(not 0x20 <= ord(c) < 0x7F for c in v):
             raise Rejected(f"GET {path}: {key} header {v[:60]!r} is not printable ASCII")
 
-
 @dataclass(frozen=True)
 class Response:
     status: int
     headers: dict[str, str]
     body: bytes
-
 
 @dataclass(frozen=True)
 class Http:
@@ -232,18 +195,12 @@ class Http:
     timeout: float = 30.0           # per connect/read
     source: str | None = None       # local address to bind (tests, load runs)
 
-    @property
-    def deadline(self) -> float:
-        return 10 * self.timeout
-
     def get(self, rel: str, headers: dict[str, str] | None = None, limit: int = MAX_MANIFEST,
             sink: Callable[[bytes], None] | None = None) -> Response:
-        """GET base/rel; raise Unavailable on network trouble or a 5xx status.
+        """GET base/rel, the body kept (up to `limit` bytes) or streamed to `sink`.
 
-        The body is kept (up to `limit` bytes) or streamed to `sink`. A whole
-        request ends within `deadline` seconds: a watchdog shuts the socket
-        down, so a server that trickles a byte now and then (each read within
-        the timeout) cannot hold the client, not even inside a header line.
+        Unavailable on network trouble or a 5xx status. A watchdog shuts the socket
+        down at the deadline: a trickle cannot hold the client, even in a header.
         """
         url = urlsplit(self.base)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -259,9 +216,8 @@ class Http:
             with contextlib.suppress(OSError, AttributeError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
 
-        watchdog = threading.Timer(self.deadline, cut)
-        watchdog.daemon = True
-        watchdog.start()
+        deadline = 10 * self.timeout  # for the whole request
+        (watchdog := threading.Timer(deadline, cut)).start()
         body = bytearray()
         try:
             conn.request("GET", path, headers={"User-Agent": "wwclient", **(headers or {})})
@@ -280,25 +236,23 @@ class Http:
                 else:
                     body += chunk
         except (OSError, ValueError, http.client.HTTPException) as exc:
-            # ValueError: http.client's answer to a bad chunk size line.
-            if expired.is_set():
-                raise Unavailable(f"GET {path}: deadline of {self.deadline:g} s passed") from None
-            raise Unavailable(f"GET {path}: {type(exc).__name__}: {exc}") from None
+            if not expired.is_set():  # ValueError: http.client's answer to a bad chunk size
+                raise Unavailable(f"GET {path}: {type(exc).__name__}: {exc}") from None
         finally:
             watchdog.cancel()
             conn.close()
         if expired.is_set():
-            raise Unavailable(f"GET {path}: deadline of {self.deadline:g} s passed")
+            raise Unavailable(f"GET {path}: deadline of {deadline:g} s passed")
         if resp.status >= 500:
             raise Unavailable(f"GET {path}: HTTP {resp.status}")
         _check_headers(path, hdrs)
         return Response(resp.status, hdrs, bytes(body))
 
-
 # --- archives -------------------------------------------------------------------
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
+KINDS = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFLNK: "symlink", stat.S_IFCHR: "character device",
+         stat.S_IFBLK: "block device", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}
 
 @dataclass(frozen=True)
 class Item:
@@ -321,60 +275,31 @@ class Item:
             out["target"] = self.target
         return out
 
-
 def _gunzip(f: Any) -> Iterator[bytes]:
-    """gzip members (concatenated allowed, NUL padding at the end) refusing truncation."""
-    d = zlib.decompressobj(wbits=31)
-    data = b""
-    padded = False
-    while True:
-        if not data:
-            data = f.read(CHUNK)
-            if not data:
-                if not d.eof:
-                    raise Rejected("truncated gzip stream")
-                return
-        if d.eof:  # between members
-            rest = data.lstrip(b"\0")
-            padded |= rest != data
-            data = rest
-            if not data:
-                continue
-            if len(data) < 2:
-                data += f.read(1)
-            if padded or data[:2] != b"\x1f\x8b":
-                raise Rejected("garbage after the gzip stream")
-            d = zlib.decompressobj(wbits=31)
-        try:
-            out = d.decompress(data, CHUNK)
-        except zlib.error as exc:
-            raise Rejected(f"corrupt gzip data: {exc}") from None
-        data = d.unused_data if d.eof else d.unconsumed_tail
-        if out:
-            yield out
-
+    # GzipFile reads concatenated members and skips NUL padding, a chunk at a time.
+    try:
+        with gzip.GzipFile(fileobj=f) as g:
+            while chunk := g.read1(CHUNK):
+                yield chunk
+    except EOFError:
+        raise Rejected("truncated gzip stream") from None
+    except (OSError, zlib.error) as exc:
+        raise Rejected(f"corrupt gzip data: {exc}") from None
 
 def _unzstd(path: str) -> Iterator[bytes]:
     exe = shutil.which("zstd")
     if exe is None:
         raise Rejected("layer is zstd-compressed and this image has no `zstd` program (Python has no "
                        "zstd): add zstd to the image or publish runtime overlays gzip-compressed")
-    proc = subprocess.Popen([exe, "-dcq", "--", path], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
+    # Leaving early closes the pipe: zstd ends on EPIPE and the context manager reaps it.
+    with subprocess.Popen([exe, "-dcq", "--", path], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
         while chunk := proc.stdout.read(CHUNK):
             yield chunk
-        err = proc.stderr.read(4096).decode(errors="replace").strip()
         if proc.wait() != 0:
+            err = proc.stderr.read(4096).decode(errors="replace").strip()
             raise Rejected(f"zstd could not read the layer: {err or proc.returncode}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-
 
 def unpacked(path: str, limit: int) -> Iterator[bytes]:
     """A layer file's cpio bytes, chunk by chunk: never more than `limit`, never all at once."""
@@ -397,7 +322,6 @@ def unpacked(path: str, limit: int) -> Iterator[bytes]:
                     raise Rejected(f"layer unpacks to more than {limit} bytes")
                 yield chunk
 
-
 class Stream:
     """Exact reads over chunks, with the offset (cpio aligns to it)."""
 
@@ -405,14 +329,9 @@ class Stream:
         self.chunks, self.buf, self.offset = chunks, b"", 0
 
     def take(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            chunk = next(self.chunks, b"")
-            if not chunk:
-                break
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        self.offset += len(out)
-        return out
+        parts: list[bytes] = []
+        self.pipe(n, parts.append)
+        return b"".join(parts)
 
     def pipe(self, n: int, sink: Callable[[bytes], None]) -> int:
         left = n
@@ -426,7 +345,6 @@ class Stream:
             left -= len(part)
             self.offset += len(part)
         return n - left
-
 
 def clean_path(name: str) -> str:
     """The normalised relative path of an archive entry ("" for the root itself)."""
@@ -443,15 +361,11 @@ def clean_path(name: str) -> str:
         raise Rejected(f"entry {name[:80]!r}...: a name is longer than {NAME_MAX} bytes")
     return "/".join(parts)
 
-
-Want = Callable[[int], Callable[[bytes | None], None] | None]
-
-
-def scan_cpio(s: Stream, layer: int, want: Want | None = None) -> list[Item]:
+def scan_cpio(s: Stream, layer: int, want: Callable[[int], Callable[[bytes | None], None] | None] | None = None
+              ) -> list[Item]:
     """Read cpio newc (one archive or several concatenated), checking every bound.
 
-    Without `want`, file contents are hashed; with it (the apply), the bytes
-    of entry i go to want(i), then None, and contents are not hashed again.
+    Without `want`, file contents are hashed; with it, the bytes of entry i go to want(i), then None.
     """
     items: list[Item] = []
     links: dict[tuple[int, int, int], list[int]] = {}
@@ -486,20 +400,14 @@ def scan_cpio(s: Stream, layer: int, want: Want | None = None) -> list[Item]:
         except UnicodeDecodeError:
             raise Rejected(f"cpio: name at offset {pos} is not UTF-8") from None
         index += 1
-        fmt = stat.S_IFMT(mode)
-        kind = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFLNK: "symlink"}.get(fmt)
-        if name == "TRAILER!!!":
-            kind = "trailer"
-        elif kind is None:
-            what = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
-                    stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}.get(fmt, f"type {fmt:o}")
-            raise Rejected(f"entry {name!r}: {what} not allowed")
+        kind = "trailer" if name == "TRAILER!!!" else KINDS.get(stat.S_IFMT(mode), f"type {mode:o}")
+        if kind not in ("dir", "file", "symlink", "trailer"):
+            raise Rejected(f"entry {name!r}: {kind} not allowed")
         path = "" if kind == "trailer" else clean_path(name)
-        h = hashlib.sha256()
-        target = b""
+        h, target = hashlib.sha256(), b""
+        if kind == "symlink" and size >= PATH_MAX:
+            raise Rejected(f"entry {name!r}: symlink target of {size} bytes")
         if kind == "symlink":
-            if size >= PATH_MAX:
-                raise Rejected(f"entry {name!r}: symlink target of {size} bytes")
             target = s.take(size)
             got = len(target)
         else:
@@ -532,19 +440,15 @@ def scan_cpio(s: Stream, layer: int, want: Want | None = None) -> list[Item]:
             digest, ref = carriers.pop()
             size = next(items[i].size for i in members if items[i].size)
             for i in members:
-                it = items[i]
-                items[i] = Item(it.path, it.kind, it.mode, it.uid, it.gid, size, digest, "", ref)
+                items[i] = dataclasses.replace(items[i], size=size, sha256=digest, ref=ref)
     return items
-
 
 def parse_cpio(buf: bytes) -> list[Item]:
     """scan_cpio() of an archive in memory (tests, small tools)."""
     return scan_cpio(Stream(iter([buf])), 0)
 
-
 def read_layer(path: str, layer: int, limit: int) -> list[Item]:
     return scan_cpio(Stream(unpacked(path, limit)), layer)
-
 
 def merge(layers: list[list[Item]], setuid: frozenset[str]) -> dict[str, Item]:
     """The final file set (later entries win), checked as a whole."""
@@ -562,7 +466,6 @@ def merge(layers: list[list[Item]], setuid: frozenset[str]) -> dict[str, Item]:
                 raise Rejected(f"entry {path}: goes through {parent.path}, which is a {parent.kind}")
     return final
 
-
 # --- the target tree --------------------------------------------------------------
 
 def _lstat_at(dfd: int, name: str) -> os.stat_result | None:
@@ -571,19 +474,15 @@ def _lstat_at(dfd: int, name: str) -> os.stat_result | None:
     except FileNotFoundError:
         return None
 
-
 def _open_dir(dfd: int, name: str) -> int:
     return os.open(name, os.O_DIRECTORY | os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
 
-
 def walk(root_fd: int, rel: str, create: bool, gone: frozenset[str] = frozenset()) -> tuple[int, str] | None:
-    """An fd of the directory `rel` names under the root, and its real path there.
+    """An fd of the directory `rel` names under the root and its real path there (None: missing).
 
-    Symlinks are followed as if the root were `/` (merged /usr: /bin -> usr/bin),
-    but never above it. Each step opens one component from the fd of the last
-    with O_NOFOLLOW, so a symlink swapped in meanwhile fails the walk instead of
-    leading it elsewhere. Paths in `gone` (links to be removed) count as missing.
-    None when a component is missing and `create` is false.
+    Symlinks are followed as if the root were `/` (merged /usr: /bin -> usr/bin), never above
+    it. Each step opens one component from the last one's fd with O_NOFOLLOW: a symlink swapped
+    in meanwhile fails the walk. Paths in `gone` (links to be removed) count as missing.
     """
     todo = [p for p in rel.split("/") if p]
     stack = [os.dup(root_fd)]
@@ -630,25 +529,30 @@ def walk(root_fd: int, rel: str, create: bool, gone: frozenset[str] = frozenset(
         for fd in stack:
             os.close(fd)
 
+@contextlib.contextmanager
+def at(root_fd: int, rel: str, create: bool = False, gone: frozenset[str] = frozenset()
+       ) -> Iterator[tuple[int, str] | None]:
+    """walk(), its fd closed afterwards."""
+    found = walk(root_fd, rel, create, gone)
+    try:
+        yield found
+    finally:
+        if found is not None:
+            os.close(found[0])
 
 @contextlib.contextmanager
-def parent_of(root_fd: int, path: str, gone: frozenset[str] = frozenset()) -> Iterator[tuple[int, str, str]]:
+def parent_of(root_fd: int, path: str) -> Iterator[tuple[int, str, str]]:
     """(fd, real path, name) of an entry's parent, made if missing."""
     parent, _, name = path.rpartition("/")
-    found = walk(root_fd, parent, True, gone)
-    assert found is not None
-    try:
+    with at(root_fd, parent, create=True) as found:
+        assert found is not None
         yield found[0], found[1], name
-    finally:
-        os.close(found[0])
-
 
 def _file_digest(fd: int) -> str:
     h = hashlib.sha256()
     while chunk := os.read(fd, CHUNK):
         h.update(chunk)
     return h.hexdigest()
-
 
 def _same(st: os.stat_result | None, it: Item, dfd: int, name: str, owners: bool) -> bool:
     if st is None:
@@ -669,7 +573,6 @@ def _same(st: os.stat_result | None, it: Item, dfd: int, name: str, owners: bool
     finally:
         os.close(fd)
 
-
 @dataclass
 class Plan:
     """What an apply will do, worked out (and checked) before anything is written."""
@@ -679,29 +582,23 @@ class Plan:
     # first, never followed, so no later write can go through one (real paths).
     gone: frozenset[str] = frozenset()
 
-
 def plan(root_fd: int, root: str, final: dict[str, Item], installed: dict[str, Any]) -> Plan:
     gone = set()
     for q, was in installed.items():
         if was.get("kind") == "symlink" and not (q in final and final[q].kind == "symlink"):
             parent, _, name = q.rpartition("/")
-            with contextlib.suppress(Rejected):
-                found = walk(root_fd, parent, False)
-                if found is not None:
-                    st = _lstat_at(found[0], name)
-                    os.close(found[0])
-                    if st is not None and stat.S_ISLNK(st.st_mode):
-                        gone.add(f"{found[1]}/{name}".lstrip("/"))
+            with contextlib.suppress(Rejected), at(root_fd, parent) as found:
+                if found is not None and stat.S_ISLNK(getattr(_lstat_at(found[0], name), "st_mode", 0)):
+                    gone.add(f"{found[1]}/{name}".lstrip("/"))
     p = Plan(final, gone=frozenset(gone))
     for path, it in final.items():
         if len(os.path.join(root, path).encode()) >= PATH_MAX:
             raise Rejected(f"entry {path[:80]}...: the path is longer than {PATH_MAX - 1} bytes")
         parent, _, name = path.rpartition("/")
-        found = walk(root_fd, parent, False, p.gone)
-        if found is None:
-            continue
-        dfd, real = found
-        try:
+        with at(root_fd, parent, gone=p.gone) as found:
+            if found is None:
+                continue
+            dfd, real = found
             st = None if f"{real}/{name}".lstrip("/") in p.gone else _lstat_at(dfd, name)
             if st is not None and stat.S_ISDIR(st.st_mode) and it.kind != "dir":
                 sub = _open_dir(dfd, name)
@@ -711,15 +608,16 @@ def plan(root_fd: int, root: str, final: dict[str, Item], installed: dict[str, A
                 finally:
                     os.close(sub)
             if st is not None and it.kind == "dir" and stat.S_ISLNK(st.st_mode):
-                inner = walk(root_fd, path, False, p.gone)  # a symlinked dir must stay inside root
-                if inner is not None:
-                    os.close(inner[0])
-        finally:
-            os.close(dfd)
+                with at(root_fd, path, gone=p.gone):  # a symlinked dir must stay inside root
+                    pass
     # Deepest first, so directories are empty by the time their turn comes.
     p.remove = sorted((q for q in installed if q not in final), key=lambda q: (-q.count("/"), q))
     return p
 
+def _temp_name(name: str) -> str:
+    # Cut by bytes, not characters: a 252-byte UTF-8 name must still fit with the mark added.
+    short = name.encode()[:150].decode("utf-8", "ignore")
+    return f".{short}{TEMP_MARK}{os.getpid()}-{random.getrandbits(32):08x}"
 
 class _Files:
     """The files of one cpio entry being written: temp files, renamed once complete."""
@@ -731,15 +629,10 @@ class _Files:
             with parent_of(root_fd, it.path) as (dfd, real, name):
                 st = _lstat_at(dfd, name)
                 dfd = os.dup(dfd)
-            # A temp name cut by bytes, not characters: a 252-byte UTF-8 name must fit.
-            short = name.encode()[:150].decode("utf-8", "ignore")
-            tmp = f".{short}{TEMP_MARK}{os.getpid()}-{random.getrandbits(32):08x}"
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
-            except BaseException:
-                os.close(dfd)
-                raise
-            self.open.append((dfd, fd, tmp, name, it, st))
+            tmp = _temp_name(name)
+            self.open.append((dfd, -1, tmp, name, it, st))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+            self.open[-1] = (dfd, fd, tmp, name, it, st)
             touched.add(real)
 
     def __call__(self, chunk: bytes | None) -> None:
@@ -763,33 +656,27 @@ class _Files:
     def close(self, keep: bool = False) -> None:
         for dfd, fd, tmp, *_ in self.open:
             with contextlib.suppress(OSError):
-                os.close(fd)
+                os.close(fd)  # -1: never opened
             if not keep:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=dfd)
             os.close(dfd)
         self.open = []
 
-
 def apply(root_fd: int, p: Plan, installed: dict[str, Any], record: dict[str, Any],
           layers: list[str], limit: int) -> int:
     """Write the plan, filling `record` (the new installed files); return the change count.
 
-    Every check that can be made before writing was made by plan(); what can
-    still fail here is the system (disk full, I/O error). Directories and
-    symlinks come first; then each layer is read again, once, and the files
-    whose bytes it holds are streamed to temp files and renamed into place.
+    plan() checked all it could: what can fail here is the system (disk full, I/O). Directories
+    and symlinks first; then each layer is read again, its files streamed to temp + rename.
     """
     owners = os.geteuid() == 0
     changes = 0
     touched: set[str] = set()
-    for real in sorted(p.gone, key=lambda q: (-q.count("/"), q)):
-        with parent_of(root_fd, real) as (dfd, _, name):
-            st = _lstat_at(dfd, name)
-            if st is not None and stat.S_ISLNK(st.st_mode):
-                os.unlink(name, dir_fd=dfd)
-                log(f"removed /{real}")
-                changes += 1
+    for real in sorted(p.gone):
+        if _remove(root_fd, real, {"kind": "symlink"}):
+            log(f"removed /{real}")
+            changes += 1
     files: dict[tuple[int, int], list[Item]] = {}
     for path in sorted(p.items, key=lambda q: (q.count("/"), q)):
         it = p.items[path]
@@ -824,12 +711,10 @@ def apply(root_fd: int, p: Plan, installed: dict[str, Any], record: dict[str, An
             log(f"removed /{path}")
             changes += 1
     for d in touched:
-        found = walk(root_fd, d, False)
-        if found is not None:
-            os.fsync(found[0])
-            os.close(found[0])
+        with at(root_fd, d) as found:
+            if found is not None:
+                os.fsync(found[0])
     return changes
-
 
 def _write(dfd: int, name: str, it: Item, st: os.stat_result | None, owners: bool) -> None:
     """Make a directory or a symlink (files: _Files)."""
@@ -851,7 +736,7 @@ def _write(dfd: int, name: str, it: Item, st: os.stat_result | None, owners: boo
         return
     if st is not None and stat.S_ISDIR(st.st_mode):
         os.rmdir(name, dir_fd=dfd)  # empty: plan() refused non-empty ones
-    tmp = f".{TEMP_MARK[1:]}{os.getpid()}-{random.getrandbits(32):08x}"
+    tmp = _temp_name(name)
     try:
         os.symlink(it.target, tmp, dir_fd=dfd)
         if owners:
@@ -862,32 +747,23 @@ def _write(dfd: int, name: str, it: Item, st: os.stat_result | None, owners: boo
             os.unlink(tmp, dir_fd=dfd)
         raise
 
-
 def _remove(root_fd: int, path: str, was: dict[str, Any]) -> bool:
     parent, _, name = path.rpartition("/")
     try:
-        found = walk(root_fd, parent, False)
+        with at(root_fd, parent) as found:
+            st = None if found is None else _lstat_at(found[0], name)
+            if found is None or st is None or stat.S_ISDIR(st.st_mode) != (was.get("kind") == "dir"):
+                return False
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(name, dir_fd=found[0])
+                return True
+            with contextlib.suppress(OSError):  # something else lives there now: leave it
+                os.rmdir(name, dir_fd=found[0])
+                return True
+            return False
     except (Rejected, OSError) as exc:
         log(f"not removing /{path}: {exc}")
         return False
-    if found is None:
-        return False
-    dfd = found[0]
-    try:
-        st = _lstat_at(dfd, name)
-        if st is None or stat.S_ISDIR(st.st_mode) != (was.get("kind") == "dir"):
-            return False
-        if stat.S_ISDIR(st.st_mode):
-            try:
-                os.rmdir(name, dir_fd=dfd)
-            except OSError:
-                return False  # something else lives there now: leave it
-        else:
-            os.unlink(name, dir_fd=dfd)
-        return True
-    finally:
-        os.close(dfd)
-
 
 # --- state ------------------------------------------------------------------------
 
@@ -901,13 +777,10 @@ def _write_file(path: str, data: bytes, mode: int = 0o600) -> None:
         os.close(fd)
     os.replace(tmp, path)
 
-
 @dataclass
 class State:
     """What this node last applied, kept in the state directory across restarts."""
     dir: str
-    etag: str = ""
-    last_modified: str = ""
     files: dict[str, Any] = field(default_factory=dict)
     # url -> {"etag", "last_modified", "body"}: the node's manifest and those it includes,
     # so that a 304 for one and a 200 for another still give the whole list of layers.
@@ -930,15 +803,12 @@ class State:
             log(f"{self.file} is corrupt: starting afresh")
             return
         if isinstance(doc, dict) and doc.get("format") == STATE_FORMAT:
-            self.etag = str(doc.get("etag", ""))
-            self.last_modified = str(doc.get("last_modified", ""))
-            manifests = doc.get("manifests", {})
+            known = doc.get("manifests")
             self.manifests = {str(k): {f: str(v.get(f, "")) for f in ("etag", "last_modified", "body")}
-                              for k, v in manifests.items() if isinstance(v, dict)} \
-                if isinstance(manifests, dict) else {}
-            try:  # a hand-edited file must not end wwclient when the text is sent or saved
-                json.dumps(self.manifests, ensure_ascii=False).encode()
-            except UnicodeEncodeError:
+                              for k, v in (known if isinstance(known, dict) else {}).items() if isinstance(v, dict)}
+            try:
+                _check_text(self.manifests)
+            except Rejected:  # a hand-edited file must not end wwclient
                 self.manifests = {}
             self.files = {}
             for path, entry in dict(doc.get("files", {})).items():
@@ -948,10 +818,8 @@ class State:
                         self.files[path] = entry
 
     def save(self) -> None:
-        doc = {"format": STATE_FORMAT, "etag": self.etag, "last_modified": self.last_modified,
-               "manifests": self.manifests, "files": self.files}
+        doc = {"format": STATE_FORMAT, "manifests": self.manifests, "files": self.files}
         _write_file(self.file, json.dumps(doc, sort_keys=True, indent=1).encode())
-
 
 # --- one poll -------------------------------------------------------------------
 
@@ -968,13 +836,11 @@ class Options:
     max_unpacked: int = 1 << 30
     source: str | None = None
 
-
 @dataclass(frozen=True)
 class Result:
     fetched: bool       # False: 304, nothing to do
     interval: float
     changes: int = 0
-
 
 class Client:
     def __init__(self, opts: Options) -> None:
@@ -1004,10 +870,9 @@ class Client:
     def poll(self) -> Result:
         """Fetch the manifests; if one changed, fetch, check and apply the overlay.
 
-        Everything is checked before the first write. From then until the apply
-        is complete, state.json forgets the validators (the next poll fetches
-        in full, so an interrupted apply is retried, not answered by 304s) and
-        lists every path the apply may install (none is left untracked).
+        All is checked before the first write. Until the apply is complete, state.json has no
+        validators (the next poll fetches in full: an interrupted apply is retried, not met by
+        304s) and lists every path the apply may install (none is left untracked).
         """
         st = self.state
         rel = manifest_path(self.opts.node)
@@ -1041,9 +906,7 @@ class Client:
         root_fd = os.open(self.root, os.O_DIRECTORY | os.O_RDONLY)
         try:
             todo = plan(root_fd, self.root, final, st.files)
-            installed = st.files
-            st.etag = st.last_modified = ""
-            st.manifests = {}
+            installed, st.manifests = st.files, {}
             st.files = {**installed, **{p: it.record() for p, it in final.items()}}
             st.save()
             record: dict[str, Any] = {}
@@ -1052,7 +915,6 @@ class Client:
             os.close(root_fd)
         self.interval = manifest.interval
         st.files, st.manifests = record, saved
-        st.etag, st.last_modified = saved[rel]["etag"], saved[rel]["last_modified"]
         st.save()
         self._collect(layers)
         return Result(True, manifest.interval, changes)
@@ -1111,49 +973,27 @@ class Client:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(blobs, name))
 
-
 # --- the loop ---------------------------------------------------------------------
 
-class Waker:
-    """Sleeps that SIGHUP cuts short and SIGTERM ends (after the current apply)."""
+WAKE = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}  # blocked in the daemon: they wait for rest()
 
-    def __init__(self) -> None:
-        self.rfd, self.wfd = os.pipe()
-        os.set_blocking(self.wfd, False)
-        self.stop = False
-        signal.signal(signal.SIGHUP, self._hup)
-        signal.signal(signal.SIGTERM, self._term)
-        signal.signal(signal.SIGINT, self._term)
-
-    def _hup(self, *_: object) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.write(self.wfd, b"h")
-
-    def _term(self, *_: object) -> None:
-        self.stop = True
-        self._hup()
-
-    def sleep(self, seconds: float) -> bool:
-        """Sleep; True if woken by a signal."""
-        ready, _, _ = select.select([self.rfd], [], [], max(0.0, seconds))
-        if ready:
-            os.read(self.rfd, 512)
-        return bool(ready)
-
+def rest(seconds: float) -> bool:
+    """Sleep; SIGHUP cuts it short (a refresh), True when SIGTERM or SIGINT came (stop)."""
+    info = signal.sigtimedwait(WAKE, max(0.0, seconds))
+    return info is not None and info.si_signo != signal.SIGHUP
 
 def jitter(seconds: float) -> float:
     # +-15 %: thousands of nodes booted together drift apart instead of polling in step.
     return seconds * random.uniform(0.85, 1.15)
 
-
 def backoff(opts: Options, failures: int) -> float:
     step: float = opts.retry_min * 2.0 ** max(0, failures - 1)
     return min(opts.retry_max, step) * random.uniform(0.9, 1.1)
 
-
 def run(opts: Options, once: bool) -> int:
     client = Client(opts)
-    waker = None if once else Waker()
+    if not once:  # a signal during an apply waits for it to finish
+        signal.pthread_sigmask(signal.SIG_BLOCK, WAKE)
     failures = 0
     said = ""
     while True:
@@ -1166,11 +1006,9 @@ def run(opts: Options, once: bool) -> int:
         except Exception as exc:  # a daemon backs off, it never ends on bad input
             failures += 1
             delay = backoff(opts, failures)
-            what = ("rejected" if isinstance(exc, Rejected) else "server unavailable"
-                    if isinstance(exc, Unavailable) else "error")
-            why = f"{what}: {exc}" + (" (nothing applied)" if isinstance(exc, Rejected) else "")
-            if not isinstance(exc, Rejected | Unavailable | OSError):
-                why = f"error: {type(exc).__name__}: {exc}"
+            why = (f"rejected: {exc} (nothing applied)" if isinstance(exc, Rejected) else
+                   f"server unavailable: {exc}" if isinstance(exc, Unavailable) else
+                   f"error: {exc}" if isinstance(exc, OSError) else f"error: {type(exc).__name__}: {exc}")
             retry = "" if once else f"; retrying in {delay:.3g} s"
             # The reason once per distinct error; repeats only say when the next try is.
             log(why + retry if why != said else f"same error again{retry}")
@@ -1179,11 +1017,9 @@ def run(opts: Options, once: bool) -> int:
                 return 1
         if once:
             return 0
-        assert waker is not None
-        if waker.stop or (waker.sleep(delay) and waker.stop):
+        if rest(delay):
             log("stopping")
             return 0
-
 
 def read_config(path: str) -> dict[str, str]:
     """KEY=value lines of /warewulf/config (shell syntax, quoted by the build)."""
@@ -1198,7 +1034,6 @@ def read_config(path: str) -> dict[str, str]:
     except (OSError, ValueError):
         pass
     return out
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="wwclient", description=__doc__.split("\n")[0] if __doc__ else None)
@@ -1229,7 +1064,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         log(f"error: {exc}")
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())
