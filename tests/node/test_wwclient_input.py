@@ -314,7 +314,7 @@ def test_walk_refuses_a_symlink_swapped_in(tree: Tree) -> None:
         os.close(found[0])
         (tree.root / "a").rmdir()
         (tree.root / "a").symlink_to("../outside")
-        with pytest.raises(wwclient.Rejected, match="outside|not a directory"):
+        with pytest.raises(wwclient.Rejected, match=r"outside|not a directory"):
             wwclient.walk(fd, "a/x", create=True)
         assert not any(tree.outside.iterdir())
     finally:
@@ -378,7 +378,7 @@ def test_zstd_layer_uses_the_node_zstd(tree: Tree) -> None:
 
 def test_daemon_backs_off_on_bad_input_and_recovers(tree: Tree) -> None:
     site = Site()
-    site.files["/" + wwclient.manifest_path(NODE)] = "{\"format\": 1, \"node\": \"n01\", \"layers\": 7}".encode()
+    site.files["/" + wwclient.manifest_path(NODE)] = b'{"format": 1, "node": "n01", "layers": 7}'
     log = tree.tmp / "wwclient.log"
     with raw(site) as srv, log.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-I", str(WWCLIENT), "--base", srv.base, "--node", NODE,

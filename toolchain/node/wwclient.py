@@ -309,13 +309,13 @@ def unpacked(path: str, limit: int) -> Iterator[bytes]:
         if head[:4] == ZSTD_MAGIC:
             chunks = _unzstd(path)
         elif head in (b"070701", b"070702"):
-            chunks = iter(lambda: f.read(CHUNK), b"")  # an uncompressed cpio archive
+            chunks = (c for c in iter(lambda: f.read(CHUNK), b""))  # an uncompressed cpio archive
         elif head[:2] == b"\x1f\x8b":
             chunks = _gunzip(f)
         else:
             raise Rejected("layer is neither gzip, zstd nor cpio")
         total = 0
-        with contextlib.closing(chunks):  # type: ignore[type-var]
+        with contextlib.closing(chunks):  # type: ignore[type-var]  # generators all
             for chunk in chunks:
                 total += len(chunk)
                 if total > limit:
