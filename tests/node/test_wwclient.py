@@ -31,14 +31,12 @@ from hypothesis import strategies as st
 
 from tests.lab import httpd
 from tests.lab.httpd import file, folder, publish, symlink, write_layer, write_manifest
-from tests.support.project import REPO
+from tests.lab.wwnode import WWCLIENT, snapshot, wait_for
 from toolchain.archive import Compression, Entry, is_secret, write_cpio
 from toolchain.build import layout
 from toolchain.fsutil import publish_mode, web_server_gid
 from toolchain.node import wwclient
 from toolchain.overlay import render
-
-WWCLIENT = REPO / "toolchain" / "node" / "wwclient.py"
 
 
 @pytest.fixture(scope="module")
@@ -90,19 +88,6 @@ class Node:
 def node(server: httpd.Nginx, tmp_path: Path, request: pytest.FixtureRequest) -> Node:
     name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:60]
     return Node(server, tmp_path, name)
-
-
-def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    """Everything under `root`: type, mode, owner, content or link target."""
-    out: dict[str, tuple[object, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            s = p.lstat()
-            body: object = (os.readlink(p) if stat.S_ISLNK(s.st_mode)
-                            else p.read_bytes() if stat.S_ISREG(s.st_mode) else None)
-            out[str(p.relative_to(root))] = (s.st_mode, s.st_uid, s.st_gid, body)
-    return out
 
 
 BASE = [folder("etc"), file("etc/motd", "v1\n"), file("etc/keep", "keep\n")]
@@ -425,15 +410,6 @@ def test_server_down_backs_off_exponentially(node: Node) -> None:
     # 0.1, 0.2, 0.4, 0.8, 0.8, ... each +-10 %
     assert delays[0] < 0.12 and 0.17 < delays[1] < 0.23 and 0.35 < delays[2] < 0.45
     assert all(0.7 <= d <= 0.89 for d in delays[3:6]), delays
-
-
-def wait_for(check: Callable[[], bool], timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not true after {timeout} s")
 
 
 # --- the cpio reader on its own -------------------------------------------------------

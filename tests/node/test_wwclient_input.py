@@ -1,160 +1,46 @@
 """wwclient on any input: all or nothing, checked before the first write, never down for good.
 
-Most cases run wwclient in this process (Client.poll) against `Raw`, a loopback
-server that answers each request with bytes the test chooses, so responses
-nginx would never send (bad dates, validators, chunk sizes, trickles) can be
-served. Each asserts the same things: nothing written when something is wrong,
+Most cases run wwclient in this process (Client.poll) against tests.lab.wwnode's
+`Raw`, a loopback server that answers with bytes the test chooses (bad dates,
+validators, trickles: what nginx would never send). Each asserts the same things: nothing written when something is wrong,
 state.json untouched, one `rejected:` line, and nothing outside the root.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.lab.httpd import file, folder, symlink
-from tests.node.test_wwclient import WWCLIENT, snapshot, wait_for
-from toolchain.archive import Compression, Entry, write_cpio
+from tests.lab.wwnode import (
+    GOOD,
+    NODE,
+    WWCLIENT,
+    Site,
+    Tree,
+    cpio,
+    raw,
+    record,
+    response,
+    snapshot,
+    wait_for,
+)
+from toolchain.archive import Compression
 from toolchain.node import wwclient
-
-NODE = "n01"
-Answer = Callable[[str], bytes | Iterator[bytes]]
-
-
-class Raw:
-    """A loopback HTTP server: `answer(path)` gives the raw response (bytes or a trickle)."""
-
-    def __init__(self, answer: Answer) -> None:
-        self.answer, self.sent, self.paths = answer, 0, list[str]()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(10)
-                req = b""
-                while b"\r\n\r\n" not in req and len(req) < 65536:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    req += chunk
-                path = req.split(b" ")[1].decode() if req.count(b" ") >= 2 else "/"
-                self.paths.append(path)
-                out = self.answer(path)
-                for part in [out] if isinstance(out, bytes) else out:
-                    if self.stop.is_set():
-                        break
-                    conn.sendall(part)
-                    self.sent += len(part)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
-@contextlib.contextmanager
-def raw(answer: Answer) -> Iterator[Raw]:
-    srv = Raw(answer)
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
-def response(body: bytes, status: str = "200 OK", **headers: str) -> bytes:
-    head = {"Content-Length": str(len(body)), "Connection": "close", **headers}
-    lines = "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in head.items())
-    return f"HTTP/1.1 {status}\r\n{lines}\r\n".encode() + body
-
-
-def cpio(tmp: Path, entries: list[Entry], compression: Compression = Compression.GZIP) -> bytes:
-    path = tmp / f"layer-{time.monotonic_ns()}"
-    write_cpio(entries, path, compression)
-    return path.read_bytes()
-
-
-def record(url: str, data: bytes) -> dict[str, object]:
-    return {"url": url, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-
-
-class Site:
-    """What `Raw` serves: path -> body (200), or a whole raw response."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.raw: dict[str, bytes] = {}
-
-    def __call__(self, path: str) -> bytes:
-        if path in self.raw:
-            return self.raw[path]
-        if path in self.files:
-            return response(self.files[path])
-        return response(b"no", "404 Not Found")
-
-    def publish(self, tmp: Path, *layers: list[Entry], manifest: bytes | None = None,
-                **extra: object) -> None:
-        recs = []
-        for i, entries in enumerate(layers):
-            data = cpio(tmp, entries)
-            url = f"shared/{i}-{hashlib.sha256(data).hexdigest()}.img.gz"
-            self.files["/" + url] = data
-            recs.append(record(url, data))
-        doc = {"format": 1, "node": NODE, "interval": 60, "layers": recs, **extra}
-        self.files["/" + wwclient.manifest_path(NODE)] = manifest or json.dumps(doc).encode()
-
-
-class Tree:
-    """A node's root, state and an `outside` directory that must stay empty."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.root, self.state, self.outside = tmp / "root", tmp / "state", tmp / "outside"
-        self.root.mkdir()
-        self.outside.mkdir()
-
-    def client(self, base: str, timeout: float = 10.0) -> wwclient.Client:
-        return wwclient.Client(wwclient.Options(base, NODE, str(self.root), str(self.state),
-                                                timeout=timeout, max_unpacked=1 << 28))
-
-    def state_bytes(self) -> bytes:
-        path = self.state / "state.json"
-        return path.read_bytes() if path.exists() else b""
-
-    def installed(self) -> dict[str, object]:
-        return dict(json.loads(self.state_bytes())["files"])
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Tree:
     return Tree(tmp_path)
-
-
-GOOD = [folder("etc"), file("etc/motd", "v1\n")]
 
 
 def assert_refused(tree: Tree, site: Site, message: str, capsys: pytest.CaptureFixture[str]) -> None:

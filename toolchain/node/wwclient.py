@@ -1,11 +1,9 @@
 #!/usr/bin/env python3
 """wwclient: keep a wwstatic node's runtime overlay current, safely.
 
-The build publishes, per node, `nodes/<node>/runtime.json`:
-    {"format": 1, "node": "n01", "interval": 60,
-     "layers": [{"include": "groups/<group>.json"},
-                {"url": "nodes/n01/runtime-<digest>.img.gz", "sha256": "<hex>", "size": 123}],
-     "setuid": ["usr/bin/ping"]}          # optional: paths allowed setuid/setgid bits
+The build publishes, per node, `nodes/<node>/runtime.json` (setuid: paths allowed setuid bits):
+    {"format": 1, "node": "n01", "interval": 60, "setuid": ["usr/bin/ping"], "layers": [
+     {"include": "groups/<group>.json"}, {"url": "nodes/n01/<digest>.img.gz", "sha256": "<hex>", "size": 1}]}
 An `include` names a group's manifest, {"format": 1, "layers": [...]}, whose layers
 take its place. wwclient polls them with conditional GETs (304s when unchanged),
 streams new layers to its cache, checks size and sha256, reads them (gzip, or zstd
@@ -68,7 +66,6 @@ class Unavailable(Exception):
     """The server did not answer usefully (down, error status, timeout)."""
 
 # --- manifest -------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class Layer:
     url: str
@@ -91,16 +88,14 @@ def _is_hex64(v: object) -> bool:
 
 def _check_url(url: object) -> str:
     # Layers are files of the same static tree: a relative path, nothing else.
-    if not isinstance(url, str) or not url or url.startswith("/") or "\\" in url:
-        raise Rejected(f"manifest: layer url {url!r} is not a relative path")
+    if not isinstance(url, str) or not url or url.startswith("/") or "\\" in url or len(url) > MAX_NAME:
+        raise Rejected(f"manifest: layer url {str(url)[:80]!r} is not a relative path")
     if urlsplit(url).scheme or urlsplit(url).netloc or "?" in url or "#" in url:
         raise Rejected(f"manifest: layer url {url!r} must be a path under the base URL")
     if any(p in ("", ".", "..") for p in url.split("/")):
         raise Rejected(f"manifest: layer url {url!r} has an empty, `.` or `..` component")
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         raise Rejected(f"manifest: layer url {url!r} has a control character or space")
-    if len(url) > MAX_NAME:
-        raise Rejected(f"manifest: layer url {url[:60]!r}... is longer than {MAX_NAME}")
     return url
 
 def _check_text(doc: object) -> None:
@@ -164,7 +159,6 @@ def parse_manifest(data: bytes, node: str) -> Manifest:
     return Manifest(node, float(interval), tuple(out), frozenset(p.strip("/") for p in setuid))
 
 # --- HTTP -----------------------------------------------------------------------
-
 def http_date(value: str) -> float | None:
     """Seconds since the epoch of an HTTP date, or None (fields range-checked: no overflow)."""
     t = parsedate_tz(value) if len(value) < 64 else None
@@ -175,13 +169,6 @@ def http_date(value: str) -> float | None:
             and 0 <= minute <= 59 and 0 <= sec <= 60 and abs(t[9] or 0) <= 86400):
         return None
     return float(calendar.timegm((year, month, day, hour, minute, sec)) - (t[9] or 0))
-
-def _check_headers(path: str, hdrs: dict[str, str]) -> None:
-    # Validators are saved in state.json and sent back: printable ASCII only.
-    for key in ("etag", "last-modified"):
-        v = hdrs.get(key, "")
-        if len(v) > 200 or any(not 0x20 <= ord(c) < 0x7F for c in v):
-            raise Rejected(f"GET {path}: {key} header {v[:60]!r} is not printable ASCII")
 
 @dataclass(frozen=True)
 class Response:
@@ -197,11 +184,8 @@ class Http:
 
     def get(self, rel: str, headers: dict[str, str] | None = None, limit: int = MAX_MANIFEST,
             sink: Callable[[bytes], None] | None = None) -> Response:
-        """GET base/rel, the body kept (up to `limit` bytes) or streamed to `sink`.
-
-        Unavailable on network trouble or a 5xx status. A watchdog shuts the socket
-        down at the deadline: a trickle cannot hold the client, even in a header.
-        """
+        """GET base/rel, the body kept (up to `limit` bytes) or streamed to `sink`; Unavailable on
+        network trouble or a 5xx. A watchdog shuts the socket at the deadline: no trickle holds it."""
         url = urlsplit(self.base)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise Unavailable(f"base URL {self.base!r} is not http(s)://host")
@@ -228,8 +212,7 @@ class Http:
                 chunk = resp.read1(CHUNK)  # one recv: the watchdog is seen between reads
                 if not chunk:
                     break
-                got += len(chunk)
-                if got > limit:
+                if (got := got + len(chunk)) > limit:
                     raise Rejected(f"GET {path}: more than {limit} bytes")
                 if sink is not None and resp.status == 200:
                     sink(chunk)
@@ -245,11 +228,12 @@ class Http:
             raise Unavailable(f"GET {path}: deadline of {deadline:g} s passed")
         if resp.status >= 500:
             raise Unavailable(f"GET {path}: HTTP {resp.status}")
-        _check_headers(path, hdrs)
+        for key in ("etag", "last-modified"):  # saved in state.json and sent back: printable ASCII
+            if len(v := hdrs.get(key, "")) > 200 or any(not 0x20 <= ord(c) < 0x7F for c in v):
+                raise Rejected(f"GET {path}: {key} header {v[:60]!r} is not printable ASCII")
         return Response(resp.status, hdrs, bytes(body))
 
 # --- archives -------------------------------------------------------------------
-
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 KINDS = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFLNK: "symlink", stat.S_IFCHR: "character device",
          stat.S_IFBLK: "block device", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}
@@ -268,12 +252,8 @@ class Item:
 
     def record(self) -> dict[str, Any]:
         """What state.json keeps of an installed entry."""
-        out: dict[str, Any] = {"kind": self.kind, "mode": self.mode, "uid": self.uid, "gid": self.gid}
-        if self.kind == "file":
-            out["sha256"] = self.sha256
-        elif self.kind == "symlink":
-            out["target"] = self.target
-        return out
+        extra = {"file": {"sha256": self.sha256}, "symlink": {"target": self.target}}.get(self.kind, {})
+        return {"kind": self.kind, "mode": self.mode, "uid": self.uid, "gid": self.gid, **extra}
 
 def _gunzip(f: Any) -> Iterator[bytes]:
     # GzipFile reads concatenated members and skips NUL padding, a chunk at a time.
@@ -361,12 +341,17 @@ def clean_path(name: str) -> str:
         raise Rejected(f"entry {name[:80]!r}...: a name is longer than {NAME_MAX} bytes")
     return "/".join(parts)
 
-def scan_cpio(s: Stream, layer: int, want: Callable[[int], Callable[[bytes | None], None] | None] | None = None
-              ) -> list[Item]:
-    """Read cpio newc (one archive or several concatenated), checking every bound.
+def _utf8(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(f"{what} is not UTF-8") from None
 
-    Without `want`, file contents are hashed; with it, the bytes of entry i go to want(i), then None.
-    """
+Sink = Callable[[bytes | None], None]
+
+def scan_cpio(s: Stream, layer: int, want: Callable[[int], Sink | None] | None = None) -> list[Item]:
+    """Read cpio newc (one archive or several concatenated), checking every bound. Without `want`
+    file contents are hashed; with it, the bytes of entry i go to want(i), then None."""
     items: list[Item] = []
     links: dict[tuple[int, int, int], list[int]] = {}
     index = -1
@@ -395,10 +380,7 @@ def scan_cpio(s: Stream, layer: int, want: Callable[[int], Callable[[bytes | Non
             raise Rejected(f"cpio: entry at offset {pos} runs past the end of the archive")
         if raw[-1:] != b"\0" or b"\0" in raw[:-1]:
             raise Rejected(f"cpio: name at offset {pos} is not one NUL-terminated string")
-        try:
-            name = raw[:-1].decode("utf-8")
-        except UnicodeDecodeError:
-            raise Rejected(f"cpio: name at offset {pos} is not UTF-8") from None
+        name = _utf8(raw[:-1], f"cpio: name at offset {pos}")
         index += 1
         kind = "trailer" if name == "TRAILER!!!" else KINDS.get(stat.S_IFMT(mode), f"type {mode:o}")
         if kind not in ("dir", "file", "symlink", "trailer"):
@@ -422,10 +404,7 @@ def scan_cpio(s: Stream, layer: int, want: Callable[[int], Callable[[bytes | Non
             continue  # the archive's root directory: `/` itself is never touched
         if kind == "symlink" and (not target or b"\0" in target):
             raise Rejected(f"entry {name!r}: empty symlink target or NUL in it")
-        try:
-            text = target.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Rejected(f"entry {name!r}: symlink target is not UTF-8") from None
+        text = _utf8(target, f"entry {name!r}: symlink target")
         if kind == "file" and nlink > 1:
             links.setdefault((ino, dmaj, dmin), []).append(len(items))
         digest = h.hexdigest() if kind == "file" else ""
@@ -447,9 +426,6 @@ def parse_cpio(buf: bytes) -> list[Item]:
     """scan_cpio() of an archive in memory (tests, small tools)."""
     return scan_cpio(Stream(iter([buf])), 0)
 
-def read_layer(path: str, layer: int, limit: int) -> list[Item]:
-    return scan_cpio(Stream(unpacked(path, limit)), layer)
-
 def merge(layers: list[list[Item]], setuid: frozenset[str]) -> dict[str, Item]:
     """The final file set (later entries win), checked as a whole."""
     final: dict[str, Item] = {}
@@ -467,7 +443,6 @@ def merge(layers: list[list[Item]], setuid: frozenset[str]) -> dict[str, Item]:
     return final
 
 # --- the target tree --------------------------------------------------------------
-
 def _lstat_at(dfd: int, name: str) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=dfd, follow_symlinks=False)
@@ -479,11 +454,9 @@ def _open_dir(dfd: int, name: str) -> int:
 
 def walk(root_fd: int, rel: str, create: bool, gone: frozenset[str] = frozenset()) -> tuple[int, str] | None:
     """An fd of the directory `rel` names under the root and its real path there (None: missing).
-
-    Symlinks are followed as if the root were `/` (merged /usr: /bin -> usr/bin), never above
-    it. Each step opens one component from the last one's fd with O_NOFOLLOW: a symlink swapped
-    in meanwhile fails the walk. Paths in `gone` (links to be removed) count as missing.
-    """
+    Symlinks are followed as if the root were `/` (merged /usr), never above it. Each step opens
+    one component from the last one's fd with O_NOFOLLOW: a symlink swapped in meanwhile fails the
+    walk. Paths in `gone` (links to be removed) count as missing."""
     todo = [p for p in rel.split("/") if p]
     stack = [os.dup(root_fd)]
     cur: list[str] = []
@@ -548,12 +521,6 @@ def parent_of(root_fd: int, path: str) -> Iterator[tuple[int, str, str]]:
         assert found is not None
         yield found[0], found[1], name
 
-def _file_digest(fd: int) -> str:
-    h = hashlib.sha256()
-    while chunk := os.read(fd, CHUNK):
-        h.update(chunk)
-    return h.hexdigest()
-
 def _same(st: os.stat_result | None, it: Item, dfd: int, name: str, owners: bool) -> bool:
     if st is None:
         return False
@@ -567,19 +534,15 @@ def _same(st: os.stat_result | None, it: Item, dfd: int, name: str, owners: bool
         return stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == it.mode
     if not stat.S_ISREG(st.st_mode) or st.st_size != it.size or stat.S_IMODE(st.st_mode) != it.mode:
         return False
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
-    try:
-        return _file_digest(fd) == it.sha256
-    finally:
-        os.close(fd)
+    with open(os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd), "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest() == it.sha256
 
 @dataclass
 class Plan:
     """What an apply will do, worked out (and checked) before anything is written."""
     items: dict[str, Item]
     remove: list[str] = field(default_factory=list)
-    # Symlinks an earlier apply installed that the new tree does not keep: removed
-    # first, never followed, so no later write can go through one (real paths).
+    # Real paths of symlinks an earlier apply installed and the new tree drops: removed first, never followed.
     gone: frozenset[str] = frozenset()
 
 def plan(root_fd: int, root: str, final: dict[str, Item], installed: dict[str, Any]) -> Plan:
@@ -620,56 +583,49 @@ def _temp_name(name: str) -> str:
     return f".{short}{TEMP_MARK}{os.getpid()}-{random.getrandbits(32):08x}"
 
 class _Files:
-    """The files of one cpio entry being written: temp files, renamed once complete."""
+    """The files one cpio entry's bytes go to: temp files, renamed once complete."""
 
-    def __init__(self, root_fd: int, items: list[Item], owners: bool, touched: set[str]) -> None:
-        self.open: list[tuple[int, int, str, str, Item, os.stat_result | None]] = []
+    def __init__(self, owners: bool, touched: set[str]) -> None:
+        self.open: list[tuple[int, Any, str, str, Item, os.stat_result | None]] = []
         self.owners, self.touched = owners, touched
-        for it in items:
-            with parent_of(root_fd, it.path) as (dfd, real, name):
-                st = _lstat_at(dfd, name)
-                dfd = os.dup(dfd)
-            tmp = _temp_name(name)
-            self.open.append((dfd, -1, tmp, name, it, st))
+
+    def add(self, root_fd: int, it: Item) -> None:
+        with parent_of(root_fd, it.path) as (dfd, real, name):
+            st, tmp = _lstat_at(dfd, name), _temp_name(name)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
-            self.open[-1] = (dfd, fd, tmp, name, it, st)
-            touched.add(real)
+            self.open.append((os.dup(dfd), os.fdopen(fd, "wb"), tmp, name, it, st))
+        self.touched.add(real)
 
     def __call__(self, chunk: bytes | None) -> None:
-        if chunk is not None:
-            for _, fd, *_ in self.open:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-            return
-        for dfd, fd, tmp, name, it, st in self.open:
+        for dfd, f, tmp, name, it, st in self.open:
+            if chunk is not None:
+                f.write(chunk)
+                continue
+            f.flush()
             if self.owners:
-                os.fchown(fd, it.uid, it.gid)  # before chmod: chown clears setuid bits
-            os.fchmod(fd, it.mode)
-            os.fsync(fd)
+                os.fchown(f.fileno(), it.uid, it.gid)  # before chmod: chown clears setuid bits
+            os.fchmod(f.fileno(), it.mode)
+            os.fsync(f.fileno())
             if st is not None and stat.S_ISDIR(st.st_mode):
                 os.rmdir(name, dir_fd=dfd)  # empty: plan() refused non-empty ones
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
             log(f"{'added' if st is None else 'changed'} /{it.path}")
-        self.close(keep=True)
+        if chunk is None:
+            self.close(keep=True)
 
     def close(self, keep: bool = False) -> None:
-        for dfd, fd, tmp, *_ in self.open:
+        for dfd, f, tmp, *_ in self.open:
             with contextlib.suppress(OSError):
-                os.close(fd)  # -1: never opened
-            if not keep:
-                with contextlib.suppress(OSError):
+                f.close()
+                if not keep:
                     os.unlink(tmp, dir_fd=dfd)
             os.close(dfd)
         self.open = []
 
 def apply(root_fd: int, p: Plan, installed: dict[str, Any], record: dict[str, Any],
           layers: list[str], limit: int) -> int:
-    """Write the plan, filling `record` (the new installed files); return the change count.
-
-    plan() checked all it could: what can fail here is the system (disk full, I/O). Directories
-    and symlinks first; then each layer is read again, its files streamed to temp + rename.
-    """
+    """Write the plan, filling `record` (what is installed); return the change count. Only the
+    system can fail here (plan() checked the rest). Files: each layer read again, streamed."""
     owners = os.geteuid() == 0
     changes = 0
     touched: set[str] = set()
@@ -695,11 +651,12 @@ def apply(root_fd: int, p: Plan, installed: dict[str, Any], record: dict[str, An
     pending: list[_Files] = []
     for layer in sorted({ref[0] for ref in files}):
         def want(index: int, layer: int = layer) -> _Files | None:
-            items = files.get((layer, index))
-            if not items:
+            if not files.get((layer, index)):
                 return None
-            pending.append(_Files(root_fd, items, owners, touched))
-            return pending[-1]
+            pending.append(w := _Files(owners, touched))
+            for it in files[layer, index]:
+                w.add(root_fd, it)
+            return w
 
         try:
             scan_cpio(Stream(unpacked(layers[layer], limit)), layer, want)
@@ -718,12 +675,12 @@ def apply(root_fd: int, p: Plan, installed: dict[str, Any], record: dict[str, An
 
 def _write(dfd: int, name: str, it: Item, st: os.stat_result | None, owners: bool) -> None:
     """Make a directory or a symlink (files: _Files)."""
+    if it.kind == "dir" and st is not None and stat.S_ISLNK(st.st_mode):
+        return  # a symlink to a directory inside root (checked, not ours): keep it (merged /usr)
+    if st is not None and stat.S_ISDIR(st.st_mode) != (it.kind == "dir"):
+        (os.rmdir if stat.S_ISDIR(st.st_mode) else os.unlink)(name, dir_fd=dfd)  # empty: plan() checked
+        st = None
     if it.kind == "dir":
-        if st is not None and stat.S_ISLNK(st.st_mode):
-            return  # a symlink to a directory inside root (checked): keep it (merged /usr)
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            os.unlink(name, dir_fd=dfd)
-            st = None
         if st is None:
             os.mkdir(name, 0o700, dir_fd=dfd)
         fd = _open_dir(dfd, name)
@@ -734,8 +691,6 @@ def _write(dfd: int, name: str, it: Item, st: os.stat_result | None, owners: boo
         finally:
             os.close(fd)
         return
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        os.rmdir(name, dir_fd=dfd)  # empty: plan() refused non-empty ones
     tmp = _temp_name(name)
     try:
         os.symlink(it.target, tmp, dir_fd=dfd)
@@ -766,16 +721,13 @@ def _remove(root_fd: int, path: str, was: dict[str, Any]) -> bool:
         return False
 
 # --- state ------------------------------------------------------------------------
-
-def _write_file(path: str, data: bytes, mode: int = 0o600) -> None:
+def _write_file(path: str, data: bytes) -> None:
     tmp = f"{path}{TEMP_MARK}{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    with open(tmp, "wb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW, 0o600)) as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # atomic: the old state or the new, never half of one
 
 @dataclass
 class State:
@@ -797,32 +749,25 @@ class State:
         try:
             with open(self.file, "rb") as f:
                 doc = json.load(f)
+            if doc.get("format") != STATE_FORMAT:
+                return
+            manifests = {str(k): {f: str(v[f]) for f in ("etag", "last_modified", "body")}
+                         for k, v in doc["manifests"].items()}
+            _check_text(manifests)  # a hand-edited file must not end wwclient
+            files = {p: e for p, e in doc["files"].items()  # only clean relative paths are ever removed
+                     if isinstance(e, dict) and clean_path(p) == p != ""}
         except FileNotFoundError:
             return
-        except ValueError:
+        except (ValueError, TypeError, KeyError, AttributeError, Rejected):
             log(f"{self.file} is corrupt: starting afresh")
             return
-        if isinstance(doc, dict) and doc.get("format") == STATE_FORMAT:
-            known = doc.get("manifests")
-            self.manifests = {str(k): {f: str(v.get(f, "")) for f in ("etag", "last_modified", "body")}
-                              for k, v in (known if isinstance(known, dict) else {}).items() if isinstance(v, dict)}
-            try:
-                _check_text(self.manifests)
-            except Rejected:  # a hand-edited file must not end wwclient
-                self.manifests = {}
-            self.files = {}
-            for path, entry in dict(doc.get("files", {})).items():
-                # Only clean relative paths are ever removed, whatever the file says.
-                with contextlib.suppress(Rejected):
-                    if isinstance(entry, dict) and path and clean_path(path) == path:
-                        self.files[path] = entry
+        self.manifests, self.files = manifests, files
 
     def save(self) -> None:
         doc = {"format": STATE_FORMAT, "manifests": self.manifests, "files": self.files}
         _write_file(self.file, json.dumps(doc, sort_keys=True, indent=1).encode())
 
 # --- one poll -------------------------------------------------------------------
-
 @dataclass
 class Options:
     base: str
@@ -868,12 +813,9 @@ class Client:
         return resp.body, True, resp.headers
 
     def poll(self) -> Result:
-        """Fetch the manifests; if one changed, fetch, check and apply the overlay.
-
-        All is checked before the first write. Until the apply is complete, state.json has no
-        validators (the next poll fetches in full: an interrupted apply is retried, not met by
-        304s) and lists every path the apply may install (none is left untracked).
-        """
+        """Fetch the manifests; if one changed, fetch, check and apply the overlay, checked in full
+        first. During the apply state.json has no validators (the next poll fetches in full: an
+        interrupted apply is retried) and lists every path it may install (none left untracked)."""
         st = self.state
         rel = manifest_path(self.opts.node)
         body, changed, headers = self._fetch(rel)
@@ -899,7 +841,7 @@ class Client:
         contents = []
         for i, (layer, blob) in enumerate(zip(layers, blobs, strict=True)):
             try:
-                contents.append(read_layer(blob, i, self.opts.max_unpacked))
+                contents.append(scan_cpio(Stream(unpacked(blob, self.opts.max_unpacked)), i))
             except Rejected as exc:
                 raise Rejected(f"layer {layer.url}: {exc}") from None
         final = merge(contents, manifest.setuid)
@@ -933,13 +875,10 @@ class Client:
     def _layer(self, layer: Layer) -> str:
         """The path of the layer's file in the cache, downloaded (streamed) if missing."""
         path = self.state.blob(layer.sha256)
-        with contextlib.suppress(FileNotFoundError):
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            try:
-                if os.fstat(fd).st_size == layer.size and _file_digest(fd) == layer.sha256:
-                    return path
-            finally:
-                os.close(fd)
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as cache:
+            if os.fstat(cache.fileno()).st_size == layer.size and hashlib.file_digest(
+                    cache, "sha256").hexdigest() == layer.sha256:
+                return path
         h = hashlib.sha256()
         tmp = f"{path}{TEMP_MARK}{os.getpid()}"
         try:
@@ -968,13 +907,11 @@ class Client:
     def _collect(self, layers: list[Layer]) -> None:
         keep = {layer.sha256 for layer in layers}
         blobs = os.path.join(self.state.dir, "blobs")
-        for name in os.listdir(blobs):
-            if name not in keep:
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(blobs, name))
+        for name in set(os.listdir(blobs)) - keep:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(blobs, name))
 
 # --- the loop ---------------------------------------------------------------------
-
 WAKE = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}  # blocked in the daemon: they wait for rest()
 
 def rest(seconds: float) -> bool:
@@ -994,8 +931,7 @@ def run(opts: Options, once: bool) -> int:
     client = Client(opts)
     if not once:  # a signal during an apply waits for it to finish
         signal.pthread_sigmask(signal.SIG_BLOCK, WAKE)
-    failures = 0
-    said = ""
+    failures, said = 0, ""
     while True:
         try:
             res = client.poll()
@@ -1013,10 +949,8 @@ def run(opts: Options, once: bool) -> int:
             # The reason once per distinct error; repeats only say when the next try is.
             log(why + retry if why != said else f"same error again{retry}")
             said = why
-            if once:
-                return 1
         if once:
-            return 0
+            return min(failures, 1)
         if rest(delay):
             log("stopping")
             return 0
@@ -1024,15 +958,12 @@ def run(opts: Options, once: bool) -> int:
 def read_config(path: str) -> dict[str, str]:
     """KEY=value lines of /warewulf/config (shell syntax, quoted by the build)."""
     out: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                words = shlex.split(line, comments=True)
-                if len(words) == 1 and "=" in words[0]:
-                    key, _, value = words[0].partition("=")
-                    out[key] = value
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError), open(path, encoding="utf-8") as f:
+        for line in f:
+            words = shlex.split(line, comments=True)
+            if len(words) == 1 and "=" in words[0]:
+                key, _, value = words[0].partition("=")
+                out[key] = value
     return out
 
 def main(argv: list[str] | None = None) -> int:
