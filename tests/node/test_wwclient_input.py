@@ -1,9 +1,9 @@
 """wwclient on any input: all or nothing, checked before the first write, never down for good.
 
-Most cases run wwclient in this process (Client.poll) against tests.lab.wwnode's
-`Raw`, a loopback server that answers with bytes the test chooses (bad dates,
-validators, trickles: what nginx would never send). Each asserts the same things: nothing written when something is wrong,
-state.json untouched, one `rejected:` line, and nothing outside the root.
+Most cases run wwclient in this process (Client.poll) against `Raw` (tests.lab.wwnode),
+a loopback server answering with bytes the test chooses (bad dates, validators, trickles).
+Refusals assert the same things: nothing written, state.json untouched, one `rejected:`
+line, and nothing outside the root.
 """
 
 from __future__ import annotations
