@@ -21,10 +21,10 @@ DEBS = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
 STDLIB = ("__future__", "_collections_abc", "_compression", "_sitebuiltins", "_weakrefset", "abc",
           "argparse", "ast", "base64", "bisect", "bz2", "calendar", "codecs", "collections",
           "contextlib", "copy", "copyreg", "dataclasses", "datetime", "dis", "email", "encodings",
-          "enum", "fnmatch", "functools", "genericpath", "gettext", "hashlib", "http", "importlib",
+          "enum", "fnmatch", "functools", "genericpath", "gettext", "gzip", "hashlib", "http", "importlib",
           "inspect", "io", "ipaddress", "json", "keyword", "linecache", "locale", "lzma", "opcode",
           "operator", "os", "posixpath", "quopri", "random", "re", "reprlib", "selectors", "shlex",
-          "shutil", "signal", "site", "socket", "ssl", "stat", "string", "stringprep", "struct",
+          "shutil", "signal", "site", "socket", "ssl", "stat", "string", "stringprep", "struct", "subprocess",
           "sysconfig", "_sysconfigdata__linux_x86_64-linux-gnu", "_sysconfigdata__x86_64-linux-gnu",
           "threading", "token", "tokenize", "types", "typing", "urllib", "warnings", "weakref")
 LIBS = ("libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2", "libz.so.1*", "libexpat.so.1*")

@@ -1,88 +1,80 @@
 #!/usr/bin/env python3
 """wwclient: keep a wwstatic node's runtime overlay current, safely.
 
-The build publishes, per node, `nodes/<node>/runtime.json`:
-    {"format": 1, "node": "n01", "interval": 60,
-     "layers": [{"include": "groups/<group>.json"},
-                {"url": "nodes/n01/runtime-<digest>.img.gz", "sha256": "<hex>", "size": 123}],
-     "setuid": ["usr/bin/ping"]}          # optional: paths allowed setuid/setgid bits
-An `include` names a manifest shared by a group of nodes, {"format": 1, "layers":
-[...]}, whose layers (files the same for the whole group, such as the cluster's
-hosts file) take its place in the list. wwclient polls the node's manifest and
-each included one with a conditional GET (an unchanged overlay costs a 304 each),
-downloads the layers it has not cached, checks each against its size and
-sha256, unpacks them (gzip + cpio newc, parsed here: the standard library has
-no cpio reader and no zstd), checks every entry, and only then applies the
-result file by file with temp + rename. Files an earlier version installed and
-the new one dropped are removed. Anything wrong means nothing is applied.
-
-This file is copied to nodes by the `wwclient` overlay: standard library only,
-and it imports nothing from the wwstatic toolchain.
+The build publishes, per node, `nodes/<node>/runtime.json` (setuid: paths allowed setuid bits):
+    {"format": 1, "node": "n01", "interval": 60, "setuid": ["usr/bin/ping"], "layers": [
+     {"include": "groups/<group>.json"}, {"url": "nodes/n01/<digest>.img.gz", "sha256": "<hex>", "size": 1}]}
+An `include` names a group's manifest, {"format": 1, "layers": [...]}, whose layers
+take its place. wwclient polls them with conditional GETs (304s when unchanged),
+streams new layers to its cache, checks size and sha256, reads them (gzip, or zstd
+through the node's `zstd`; cpio newc parsed here), checks every entry, and only
+then applies the result with temp + rename, reading each layer again. Files the
+new version dropped are removed. Anything wrong: nothing is applied.
+Copied to nodes by the `wwclient` overlay: standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
+import calendar
 import contextlib
+import dataclasses
+import gzip
 import hashlib
 import http.client
 import json
 import os
 import random
-import select
 import shlex
+import shutil
 import signal
+import socket
 import stat
+import subprocess
 import sys
-import time
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from email.utils import parsedate_tz
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 MANIFEST_FORMAT = 1
 MAX_MANIFEST = 1 << 20
 MAX_NAME = 4096
+NAME_MAX = 255              # bytes in one path component (Linux)
+PATH_MAX = 4096             # bytes in a whole path, NUL included
+CHUNK = 1 << 16
 MAX_SYMLINKS = 40
 STATE_FORMAT = 1
 TEMP_MARK = ".wwclient-"
-SAFE_BITS = 0o1777          # permission bits applied without a declaration (sticky is fine)
 SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID
-
 
 def manifest_path(node: str) -> str:
     """Where the build publishes a node's manifest, relative to the HTTP base."""
     return f"nodes/{node}/runtime.json"
 
-
 def log(msg: str) -> None:
     # One line per event on stderr: journald (or the console) records it.
     print(f"wwclient: {msg}", file=sys.stderr, flush=True)
 
-
 class Rejected(Exception):
     """The manifest or an archive is not acceptable: nothing is applied."""
-
 
 class Unavailable(Exception):
     """The server did not answer usefully (down, error status, timeout)."""
 
-
 # --- manifest -------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class Layer:
     url: str
     sha256: str
     size: int
 
-
 @dataclass(frozen=True)
 class Include:
     url: str
-
 
 @dataclass(frozen=True)
 class Manifest:
@@ -91,15 +83,13 @@ class Manifest:
     layers: tuple[Layer | Include, ...]
     setuid: frozenset[str]
 
-
 def _is_hex64(v: object) -> bool:
     return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
 
-
 def _check_url(url: object) -> str:
     # Layers are files of the same static tree: a relative path, nothing else.
-    if not isinstance(url, str) or not url or url.startswith("/") or "\\" in url:
-        raise Rejected(f"manifest: layer url {url!r} is not a relative path")
+    if not isinstance(url, str) or not url or url.startswith("/") or "\\" in url or len(url) > MAX_NAME:
+        raise Rejected(f"manifest: layer url {str(url)[:80]!r} is not a relative path")
     if urlsplit(url).scheme or urlsplit(url).netloc or "?" in url or "#" in url:
         raise Rejected(f"manifest: layer url {url!r} must be a path under the base URL")
     if any(p in ("", ".", "..") for p in url.split("/")):
@@ -108,19 +98,27 @@ def _check_url(url: object) -> str:
         raise Rejected(f"manifest: layer url {url!r} has a control character or space")
     return url
 
+def _check_text(doc: object) -> None:
+    # JSON may spell lone surrogates (\ud800): text that cannot be UTF-8 is refused here,
+    # not when it is quoted into a URL or saved in state.json after the apply.
+    try:
+        json.dumps(doc, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise Rejected(f"manifest: {exc.object[exc.start:exc.end]!r} is not valid Unicode") from None
 
 def _load(data: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
+        # json.loads(bytes) would guess UTF-16/32; the build writes UTF-8, nothing else.
+        doc = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise Rejected(f"manifest is not JSON: {exc}") from None
     except RecursionError:
         # json.loads recurses once per bracket: a hostile manifest must not end wwclient.
         raise Rejected("manifest is nested too deeply") from None
-    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or isinstance(doc["format"], bool):
         raise Rejected(f"manifest format is not {MANIFEST_FORMAT}")
+    _check_text(doc)
     return doc
-
 
 def _layers(doc: dict[str, Any], includes: bool) -> list[Layer | Include]:
     layers = doc.get("layers")
@@ -143,11 +141,9 @@ def _layers(doc: dict[str, Any], includes: bool) -> list[Layer | Include]:
         out.append(Layer(_check_url(item.get("url")), item["sha256"], size))
     return out
 
-
 def parse_included(data: bytes) -> list[Layer]:
     """The layers of a manifest a node's manifest includes (a group's)."""
     return [layer for layer in _layers(_load(data), includes=False) if isinstance(layer, Layer)]
-
 
 def parse_manifest(data: bytes, node: str) -> Manifest:
     doc = _load(data)
@@ -158,19 +154,27 @@ def parse_manifest(data: bytes, node: str) -> Manifest:
         raise Rejected(f"manifest interval {interval!r} is not 1..86400 seconds")
     out = _layers(doc, includes=True)
     setuid = doc.get("setuid", [])
-    if not isinstance(setuid, list) or not all(isinstance(p, str) for p in setuid):
+    if not isinstance(setuid, list) or not all(isinstance(p, str) and len(p) <= PATH_MAX for p in setuid):
         raise Rejected("manifest: setuid must be a list of paths")
     return Manifest(node, float(interval), tuple(out), frozenset(p.strip("/") for p in setuid))
 
-
 # --- HTTP -----------------------------------------------------------------------
+def http_date(value: str) -> float | None:
+    """Seconds since the epoch of an HTTP date, or None (fields range-checked: no overflow)."""
+    t = parsedate_tz(value) if len(value) < 64 else None
+    if t is None:
+        return None
+    year, month, day, hour, minute, sec = t[:6]
+    if not (1970 <= year <= 9999 and 1 <= month <= 12 and 1 <= day <= 31 and 0 <= hour <= 23
+            and 0 <= minute <= 59 and 0 <= sec <= 60 and abs(t[9] or 0) <= 86400):
+        return None
+    return float(calendar.timegm((year, month, day, hour, minute, sec)) - (t[9] or 0))
 
 @dataclass(frozen=True)
 class Response:
     status: int
     headers: dict[str, str]
     body: bytes
-
 
 @dataclass(frozen=True)
 class Http:
@@ -180,12 +184,8 @@ class Http:
 
     def get(self, rel: str, headers: dict[str, str] | None = None, limit: int = MAX_MANIFEST,
             sink: Callable[[bytes], None] | None = None) -> Response:
-        """GET base/rel; raise Unavailable on network trouble or a 5xx status.
-
-        The body is kept (up to `limit` bytes) or streamed to `sink`. A whole
-        request must finish within ten timeouts, so a server that trickles a
-        byte now and then cannot hold the client forever.
-        """
+        """GET base/rel, the body kept (up to `limit` bytes) or streamed to `sink`; Unavailable on
+        network trouble or a 5xx. A watchdog shuts the socket at the deadline: no trickle holds it."""
         url = urlsplit(self.base)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise Unavailable(f"base URL {self.base!r} is not http(s)://host")
@@ -193,36 +193,50 @@ class Http:
         cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         src = (self.source, 0) if self.source else None
         conn = cls(url.hostname, url.port, timeout=self.timeout, source_address=src)
-        deadline = time.monotonic() + 10 * self.timeout
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            with contextlib.suppress(OSError, AttributeError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+        deadline = 10 * self.timeout  # for the whole request
+        (watchdog := threading.Timer(deadline, cut)).start()
+        body = bytearray()
         try:
             conn.request("GET", path, headers={"User-Agent": "wwclient", **(headers or {})})
             resp = conn.getresponse()
             hdrs = {k.lower(): v for k, v in resp.getheaders()}
-            body = bytearray()
             got = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise Unavailable(f"GET {path}: took longer than {10 * self.timeout:g} s")
-                chunk = resp.read(1 << 16)
+            while not expired.is_set():
+                chunk = resp.read1(CHUNK)  # one recv: the watchdog is seen between reads
                 if not chunk:
                     break
-                got += len(chunk)
-                if got > limit:
+                if (got := got + len(chunk)) > limit:
                     raise Rejected(f"GET {path}: more than {limit} bytes")
                 if sink is not None and resp.status == 200:
                     sink(chunk)
                 else:
                     body += chunk
-        except (OSError, http.client.HTTPException) as exc:
-            raise Unavailable(f"GET {path}: {type(exc).__name__}: {exc}") from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            if not expired.is_set():  # ValueError: http.client's answer to a bad chunk size
+                raise Unavailable(f"GET {path}: {type(exc).__name__}: {exc}") from None
         finally:
+            watchdog.cancel()
             conn.close()
+        if expired.is_set():
+            raise Unavailable(f"GET {path}: deadline of {deadline:g} s passed")
         if resp.status >= 500:
             raise Unavailable(f"GET {path}: HTTP {resp.status}")
+        for key in ("etag", "last-modified"):  # saved in state.json and sent back: printable ASCII
+            if len(v := hdrs.get(key, "")) > 200 or any(not 0x20 <= ord(c) < 0x7F for c in v):
+                raise Rejected(f"GET {path}: {key} header {v[:60]!r} is not printable ASCII")
         return Response(resp.status, hdrs, bytes(body))
 
-
 # --- archives -------------------------------------------------------------------
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+KINDS = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFLNK: "symlink", stat.S_IFCHR: "character device",
+         stat.S_IFBLK: "block device", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}
 
 @dataclass(frozen=True)
 class Item:
@@ -231,42 +245,86 @@ class Item:
     mode: int        # permission bits (with setuid/setgid/sticky)
     uid: int
     gid: int
-    data: bytes = b""  # file content or symlink target
+    size: int = 0
+    sha256: str = ""                 # a file's content
+    target: str = ""                 # a symlink's target
+    ref: tuple[int, int] = (0, 0)    # (layer, entry) whose bytes a file has: read again to apply
 
+    def record(self) -> dict[str, Any]:
+        """What state.json keeps of an installed entry."""
+        extra = {"file": {"sha256": self.sha256}, "symlink": {"target": self.target}}.get(self.kind, {})
+        return {"kind": self.kind, "mode": self.mode, "uid": self.uid, "gid": self.gid, **extra}
 
-def gunzip(blob: bytes, limit: int) -> bytes:
-    """Decompress gzip (concatenated members allowed); refuse truncation and bombs."""
-    if blob[:4] == b"\x28\xb5\x2f\xfd":
-        raise Rejected("zstd layers are not supported (Python's standard library has no zstd): "
-                       "publish runtime overlays gzip-compressed")
-    if blob[:6] in (b"070701", b"070702"):
-        return blob  # an uncompressed cpio archive
-    if blob[:2] != b"\x1f\x8b":
-        raise Rejected("layer is neither gzip nor cpio")
-    out = bytearray()
-    rest = blob
-    while True:
-        d = zlib.decompressobj(wbits=31)
-        data = rest
-        try:
-            while not d.eof:
-                chunk = d.decompress(data, limit + 1 - len(out))
-                out += chunk
-                if len(out) > limit:
+def _gunzip(f: Any) -> Iterator[bytes]:
+    # GzipFile reads concatenated members and skips NUL padding, a chunk at a time.
+    try:
+        with gzip.GzipFile(fileobj=f) as g:
+            while chunk := g.read1(CHUNK):
+                yield chunk
+    except EOFError:
+        raise Rejected("truncated gzip stream") from None
+    except (OSError, zlib.error) as exc:
+        raise Rejected(f"corrupt gzip data: {exc}") from None
+
+def _unzstd(path: str) -> Iterator[bytes]:
+    exe = shutil.which("zstd")
+    if exe is None:
+        raise Rejected("layer is zstd-compressed and this image has no `zstd` program (Python has no "
+                       "zstd): add zstd to the image or publish runtime overlays gzip-compressed")
+    # Leaving early closes the pipe: zstd ends on EPIPE and the context manager reaps it.
+    with subprocess.Popen([exe, "-dcq", "--", path], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        while chunk := proc.stdout.read(CHUNK):
+            yield chunk
+        if proc.wait() != 0:
+            err = proc.stderr.read(4096).decode(errors="replace").strip()
+            raise Rejected(f"zstd could not read the layer: {err or proc.returncode}")
+
+def unpacked(path: str, limit: int) -> Iterator[bytes]:
+    """A layer file's cpio bytes, chunk by chunk: never more than `limit`, never all at once."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+        f.seek(0)
+        if head[:4] == ZSTD_MAGIC:
+            chunks = _unzstd(path)
+        elif head in (b"070701", b"070702"):
+            chunks = (c for c in iter(lambda: f.read(CHUNK), b""))  # an uncompressed cpio archive
+        elif head[:2] == b"\x1f\x8b":
+            chunks = _gunzip(f)
+        else:
+            raise Rejected("layer is neither gzip, zstd nor cpio")
+        total = 0
+        with contextlib.closing(chunks):  # type: ignore[type-var]  # generators all
+            for chunk in chunks:
+                total += len(chunk)
+                if total > limit:
                     raise Rejected(f"layer unpacks to more than {limit} bytes")
-                data = d.unconsumed_tail
-                if not data and not chunk:
-                    break
-        except zlib.error as exc:
-            raise Rejected(f"corrupt gzip data: {exc}") from None
-        if not d.eof:
-            raise Rejected("truncated gzip stream")
-        rest = d.unused_data
-        if not rest.strip(b"\0"):
-            return bytes(out)
-        if rest[:2] != b"\x1f\x8b":
-            raise Rejected("garbage after the gzip stream")
+                yield chunk
 
+class Stream:
+    """Exact reads over chunks, with the offset (cpio aligns to it)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks, self.buf, self.offset = chunks, b"", 0
+
+    def take(self, n: int) -> bytes:
+        parts: list[bytes] = []
+        self.pipe(n, parts.append)
+        return b"".join(parts)
+
+    def pipe(self, n: int, sink: Callable[[bytes], None]) -> int:
+        left = n
+        while left:
+            if not self.buf:
+                self.buf = next(self.chunks, b"")
+                if not self.buf:
+                    break
+            part, self.buf = self.buf[:left], self.buf[left:]
+            sink(part)
+            left -= len(part)
+            self.offset += len(part)
+        return n - left
 
 def clean_path(name: str) -> str:
     """The normalised relative path of an archive entry ("" for the root itself)."""
@@ -279,80 +337,94 @@ def clean_path(name: str) -> str:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise Rejected(f"entry {name!r}: `..` in the path")
+    if any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX for p in parts):
+        raise Rejected(f"entry {name[:80]!r}...: a name is longer than {NAME_MAX} bytes")
     return "/".join(parts)
 
+def _utf8(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(f"{what} is not UTF-8") from None
 
-def parse_cpio(buf: bytes) -> list[Item]:
-    """Parse cpio newc (one archive or several concatenated), checking every bound."""
+Sink = Callable[[bytes | None], None]
+
+def scan_cpio(s: Stream, layer: int, want: Callable[[int], Sink | None] | None = None) -> list[Item]:
+    """Read cpio newc (one archive or several concatenated), checking every bound. Without `want`
+    file contents are hashed; with it, the bytes of entry i go to want(i), then None."""
     items: list[Item] = []
     links: dict[tuple[int, int, int], list[int]] = {}
-    pos = 0
-    end = len(buf)
-    while pos < end:
-        if buf[pos] == 0:  # padding between concatenated archives
-            pos += 1
+    index = -1
+    while True:
+        pos = s.offset
+        first = s.take(1)
+        if not first:
+            break
+        if first == b"\0":  # padding between concatenated archives
             continue
-        if end - pos < 110:
+        head = first + s.take(109)
+        if len(head) < 110:
             raise Rejected(f"cpio: truncated header at offset {pos}")
-        magic = buf[pos:pos + 6]
-        if magic not in (b"070701", b"070702"):
-            raise Rejected(f"cpio: bad magic {magic!r} at offset {pos} (only newc is supported)")
+        if head[:6] not in (b"070701", b"070702"):
+            raise Rejected(f"cpio: bad magic {head[:6]!r} at offset {pos} (only newc is supported)")
         try:
-            f = [int(buf[pos + 6 + 8 * i: pos + 14 + 8 * i], 16) for i in range(13)]
+            f = [int(head[6 + 8 * i: 14 + 8 * i], 16) for i in range(13)]
         except ValueError:
             raise Rejected(f"cpio: header at offset {pos} is not hex") from None
         ino, mode, uid, gid, nlink, _mtime, size, dmaj, dmin, _rmaj, _rmin, namesize, _chk = f
         if not 1 <= namesize <= MAX_NAME:
             raise Rejected(f"cpio: name size {namesize} at offset {pos}")
-        name_end = pos + 110 + namesize
-        data_start = (name_end + 3) & ~3
-        data_end = data_start + size
-        if data_end > end:
+        raw = s.take(namesize)
+        s.take(-s.offset % 4)
+        if len(raw) < namesize:
             raise Rejected(f"cpio: entry at offset {pos} runs past the end of the archive")
-        raw = buf[pos + 110:name_end]
         if raw[-1:] != b"\0" or b"\0" in raw[:-1]:
             raise Rejected(f"cpio: name at offset {pos} is not one NUL-terminated string")
-        try:
-            name = raw[:-1].decode("utf-8")
-        except UnicodeDecodeError:
-            raise Rejected(f"cpio: name at offset {pos} is not UTF-8") from None
-        pos = (data_end + 3) & ~3
-        if name == "TRAILER!!!":
-            continue
-        path = clean_path(name)
-        data = buf[data_start:data_end]
-        fmt = stat.S_IFMT(mode)
-        perm = mode & 0o7777
-        if fmt == stat.S_IFDIR:
-            kind = "dir"
-        elif fmt == stat.S_IFREG:
-            kind = "file"
-        elif fmt == stat.S_IFLNK:
-            kind = "symlink"
-            if not data or b"\0" in data:
-                raise Rejected(f"entry {name!r}: empty symlink target or NUL in it")
+        name = _utf8(raw[:-1], f"cpio: name at offset {pos}")
+        index += 1
+        kind = "trailer" if name == "TRAILER!!!" else KINDS.get(stat.S_IFMT(mode), f"type {mode:o}")
+        if kind not in ("dir", "file", "symlink", "trailer"):
+            raise Rejected(f"entry {name!r}: {kind} not allowed")
+        path = "" if kind == "trailer" else clean_path(name)
+        h, target = hashlib.sha256(), b""
+        if kind == "symlink" and size >= PATH_MAX:
+            raise Rejected(f"entry {name!r}: symlink target of {size} bytes")
+        if kind == "symlink":
+            target = s.take(size)
+            got = len(target)
         else:
-            what = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
-                    stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}.get(fmt, f"type {fmt:o}")
-            raise Rejected(f"entry {name!r}: {what} not allowed")
-        if not path:
+            sink = want(index) if want is not None and kind == "file" else None
+            got = s.pipe(size, sink if sink is not None else h.update if want is None else lambda _: None)
+            if sink is not None and got == size:
+                sink(None)
+        if got < size:
+            raise Rejected(f"cpio: entry at offset {pos} runs past the end of the archive")
+        s.take(-s.offset % 4)
+        if kind == "trailer" or not path:
             continue  # the archive's root directory: `/` itself is never touched
+        if kind == "symlink" and (not target or b"\0" in target):
+            raise Rejected(f"entry {name!r}: empty symlink target or NUL in it")
+        text = _utf8(target, f"entry {name!r}: symlink target")
         if kind == "file" and nlink > 1:
             links.setdefault((ino, dmaj, dmin), []).append(len(items))
-        items.append(Item(path, kind, perm, uid, gid, bytes(data)))
+        digest = h.hexdigest() if kind == "file" else ""
+        items.append(Item(path, kind, mode & 0o7777, uid, gid, size, digest, text, (layer, index)))
     # newc hard links: one member carries the data (the first for libarchive, the
     # last for GNU cpio). Every member gets it; they are written as separate files.
     for members in links.values():
-        datas = {items[i].data for i in members if items[i].data}
-        if len(datas) > 1:
+        carriers = {(items[i].sha256, items[i].ref) for i in members if items[i].size}
+        if len({c[0] for c in carriers}) > 1:
             raise Rejected(f"cpio: hard links to {items[members[0]].path} carry different data")
-        if datas:
-            content = datas.pop()
+        if carriers:
+            digest, ref = carriers.pop()
+            size = next(items[i].size for i in members if items[i].size)
             for i in members:
-                it = items[i]
-                items[i] = Item(it.path, it.kind, it.mode, it.uid, it.gid, content)
+                items[i] = dataclasses.replace(items[i], size=size, sha256=digest, ref=ref)
     return items
 
+def parse_cpio(buf: bytes) -> list[Item]:
+    """scan_cpio() of an archive in memory (tests, small tools)."""
+    return scan_cpio(Stream(iter([buf])), 0)
 
 def merge(layers: list[list[Item]], setuid: frozenset[str]) -> dict[str, Item]:
     """The final file set (later entries win), checked as a whole."""
@@ -370,82 +442,84 @@ def merge(layers: list[list[Item]], setuid: frozenset[str]) -> dict[str, Item]:
                 raise Rejected(f"entry {path}: goes through {parent.path}, which is a {parent.kind}")
     return final
 
-
 # --- the target tree --------------------------------------------------------------
-
-def resolve_dir(root: str, rel: str, create: bool) -> str | None:
-    """The real directory `rel` names under `root`, following symlinks as if `root` were `/`.
-
-    A symlink may lead anywhere inside `root` (merged /usr: /bin -> usr/bin) but
-    never above it. Returns None when a component is missing and `create` is
-    false (the rest will be made as plain directories).
-    """
-    todo = [p for p in rel.split("/") if p]
-    cur: list[str] = []
-    hops = 0
-    while todo:
-        comp = todo.pop(0)
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not cur:
-                raise Rejected(f"{rel}: a symlink on the way leads outside {root}")
-            cur.pop()
-            continue
-        path = os.path.join(root, *cur, comp)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            if not create:
-                depth = len(cur) + 1
-                for c in todo:  # what is left must stay inside root too
-                    depth += -1 if c == ".." else 0 if c in ("", ".") else 1
-                    if depth < 0:
-                        raise Rejected(f"{rel}: a symlink on the way leads outside {root}") from None
-                return None
-            os.mkdir(path, 0o755)
-            cur.append(comp)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > MAX_SYMLINKS:
-                raise Rejected(f"{rel}: too many symlinks")
-            target = os.readlink(path)
-            if target.startswith("/"):
-                cur = []
-            todo = target.split("/") + todo
-        elif stat.S_ISDIR(st.st_mode):
-            cur.append(comp)
-        else:
-            raise Rejected(f"{rel}: {os.path.join('/', *cur, comp)} is not a directory")
-    return os.path.join(root, *cur)
-
-
-@contextlib.contextmanager
-def open_dir(root: str, real: str) -> Iterator[int]:
-    """An fd of the directory `real` (under `root`), reached without following any symlink.
-
-    `real` came from resolve_dir(); walking it again with O_NOFOLLOW means a
-    symlink swapped in since then makes the write fail instead of escaping.
-    """
-    rel = os.path.relpath(real, root)
-    fd = os.open(root, os.O_DIRECTORY | os.O_RDONLY)
-    try:
-        for comp in ([] if rel == "." else rel.split("/")):
-            nfd = os.open(comp, os.O_DIRECTORY | os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-        yield fd
-    finally:
-        os.close(fd)
-
-
 def _lstat_at(dfd: int, name: str) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=dfd, follow_symlinks=False)
     except FileNotFoundError:
         return None
 
+def _open_dir(dfd: int, name: str) -> int:
+    return os.open(name, os.O_DIRECTORY | os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
+
+def walk(root_fd: int, rel: str, create: bool, gone: frozenset[str] = frozenset()) -> tuple[int, str] | None:
+    """An fd of the directory `rel` names under the root and its real path there (None: missing).
+    Symlinks are followed as if the root were `/` (merged /usr), never above it. Each step opens
+    one component from the last one's fd with O_NOFOLLOW: a symlink swapped in meanwhile fails the
+    walk. Paths in `gone` (links to be removed) count as missing."""
+    todo = [p for p in rel.split("/") if p]
+    stack = [os.dup(root_fd)]
+    cur: list[str] = []
+    hops = 0
+    try:
+        while todo:
+            comp = todo.pop(0)
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                if not cur:
+                    raise Rejected(f"{rel}: a symlink on the way leads outside the root")
+                os.close(stack.pop())
+                cur.pop()
+                continue
+            st = None if "/".join([*cur, comp]) in gone else _lstat_at(stack[-1], comp)
+            if st is None:
+                if not create:
+                    depth = len(cur) + 1
+                    for c in todo:  # what is left must stay inside root too
+                        depth += -1 if c == ".." else 0 if c in ("", ".") else 1
+                        if depth < 0:
+                            raise Rejected(f"{rel}: a symlink on the way leads outside the root")
+                    return None
+                os.mkdir(comp, 0o755, dir_fd=stack[-1])
+            elif stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > MAX_SYMLINKS:
+                    raise Rejected(f"{rel}: too many symlinks")
+                target = os.readlink(comp, dir_fd=stack[-1])
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                    cur = []
+                todo = target.split("/") + todo
+                continue
+            elif not stat.S_ISDIR(st.st_mode):
+                raise Rejected(f"{rel}: /{'/'.join([*cur, comp])} is not a directory")
+            stack.append(_open_dir(stack[-1], comp))
+            cur.append(comp)
+        return stack.pop(), "/".join(cur)
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+@contextlib.contextmanager
+def at(root_fd: int, rel: str, create: bool = False, gone: frozenset[str] = frozenset()
+       ) -> Iterator[tuple[int, str] | None]:
+    """walk(), its fd closed afterwards."""
+    found = walk(root_fd, rel, create, gone)
+    try:
+        yield found
+    finally:
+        if found is not None:
+            os.close(found[0])
+
+@contextlib.contextmanager
+def parent_of(root_fd: int, path: str) -> Iterator[tuple[int, str, str]]:
+    """(fd, real path, name) of an entry's parent, made if missing."""
+    parent, _, name = path.rpartition("/")
+    with at(root_fd, parent, create=True) as found:
+        assert found is not None
+        yield found[0], found[1], name
 
 def _same(st: os.stat_result | None, it: Item, dfd: int, name: str, owners: bool) -> bool:
     if st is None:
@@ -453,96 +527,163 @@ def _same(st: os.stat_result | None, it: Item, dfd: int, name: str, owners: bool
     if owners and (st.st_uid, st.st_gid) != (it.uid, it.gid):
         return False
     if it.kind == "symlink":
-        return stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=dfd) == it.data.decode()
+        return stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=dfd) == it.target
     if it.kind == "dir":
         if stat.S_ISLNK(st.st_mode):
-            return True  # a symlink to a directory inside root, kept (merged /usr)
+            return True  # a symlink to a directory inside root, not ours, kept (merged /usr)
         return stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == it.mode
-    if not stat.S_ISREG(st.st_mode) or st.st_size != len(it.data) or stat.S_IMODE(st.st_mode) != it.mode:
+    if not stat.S_ISREG(st.st_mode) or st.st_size != it.size or stat.S_IMODE(st.st_mode) != it.mode:
         return False
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
-    with os.fdopen(fd, "rb") as f:
-        return f.read() == it.data
-
-
-def _digest(it: Item) -> str:
-    return hashlib.sha256(it.data).hexdigest()
-
+    with open(os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd), "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest() == it.sha256
 
 @dataclass
 class Plan:
     """What an apply will do, worked out (and checked) before anything is written."""
     items: dict[str, Item]
     remove: list[str] = field(default_factory=list)
+    # Real paths of symlinks an earlier apply installed and the new tree drops: removed first, never followed.
+    gone: frozenset[str] = frozenset()
 
-
-def plan(root: str, final: dict[str, Item], installed: dict[str, Any]) -> Plan:
-    p = Plan(final)
+def plan(root_fd: int, root: str, final: dict[str, Item], installed: dict[str, Any]) -> Plan:
+    gone = set()
+    for q, was in installed.items():
+        if was.get("kind") == "symlink" and not (q in final and final[q].kind == "symlink"):
+            parent, _, name = q.rpartition("/")
+            with contextlib.suppress(Rejected), at(root_fd, parent) as found:
+                if found is not None and stat.S_ISLNK(getattr(_lstat_at(found[0], name), "st_mode", 0)):
+                    gone.add(f"{found[1]}/{name}".lstrip("/"))
+    p = Plan(final, gone=frozenset(gone))
     for path, it in final.items():
+        if len(os.path.join(root, path).encode()) >= PATH_MAX:
+            raise Rejected(f"entry {path[:80]}...: the path is longer than {PATH_MAX - 1} bytes")
         parent, _, name = path.rpartition("/")
-        real = resolve_dir(root, parent, create=False)
-        if real is None:
-            continue
-        target = os.path.join(real, name)
-        with contextlib.suppress(FileNotFoundError):
-            st = os.lstat(target)
-            if stat.S_ISDIR(st.st_mode) and it.kind != "dir" and os.listdir(target):
-                raise Rejected(f"entry {path}: would replace the non-empty directory /{path}")
-            if it.kind == "dir" and stat.S_ISLNK(st.st_mode):
-                resolve_dir(root, path, create=False)  # a symlinked dir must stay inside root
+        with at(root_fd, parent, gone=p.gone) as found:
+            if found is None:
+                continue
+            dfd, real = found
+            st = None if f"{real}/{name}".lstrip("/") in p.gone else _lstat_at(dfd, name)
+            if st is not None and stat.S_ISDIR(st.st_mode) and it.kind != "dir":
+                sub = _open_dir(dfd, name)
+                try:
+                    if os.listdir(sub):
+                        raise Rejected(f"entry {path}: would replace the non-empty directory /{path}")
+                finally:
+                    os.close(sub)
+            if st is not None and it.kind == "dir" and stat.S_ISLNK(st.st_mode):
+                with at(root_fd, path, gone=p.gone):  # a symlinked dir must stay inside root
+                    pass
     # Deepest first, so directories are empty by the time their turn comes.
     p.remove = sorted((q for q in installed if q not in final), key=lambda q: (-q.count("/"), q))
     return p
 
+def _temp_name(name: str) -> str:
+    # Cut by bytes, not characters: a 252-byte UTF-8 name must still fit with the mark added.
+    short = name.encode()[:150].decode("utf-8", "ignore")
+    return f".{short}{TEMP_MARK}{os.getpid()}-{random.getrandbits(32):08x}"
 
-def apply(root: str, p: Plan, installed: dict[str, Any], record: dict[str, Any]) -> int:
-    """Write the plan, filling `record` (the new installed files); return the change count.
+class _Files:
+    """The files one cpio entry's bytes go to: temp files, renamed once complete."""
 
-    Every check that can be made before writing was made by plan(); what can
-    still fail here is the system (disk full, I/O error), and then `record` says
-    what was installed so far so that nothing is forgotten.
-    """
+    def __init__(self, owners: bool, touched: set[str]) -> None:
+        self.open: list[tuple[int, Any, str, str, Item, os.stat_result | None]] = []
+        self.owners, self.touched = owners, touched
+
+    def add(self, root_fd: int, it: Item) -> None:
+        with parent_of(root_fd, it.path) as (dfd, real, name):
+            st, tmp = _lstat_at(dfd, name), _temp_name(name)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+            self.open.append((os.dup(dfd), os.fdopen(fd, "wb"), tmp, name, it, st))
+        self.touched.add(real)
+
+    def __call__(self, chunk: bytes | None) -> None:
+        for dfd, f, tmp, name, it, st in self.open:
+            if chunk is not None:
+                f.write(chunk)
+                continue
+            f.flush()
+            if self.owners:
+                os.fchown(f.fileno(), it.uid, it.gid)  # before chmod: chown clears setuid bits
+            os.fchmod(f.fileno(), it.mode)
+            os.fsync(f.fileno())
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                os.rmdir(name, dir_fd=dfd)  # empty: plan() refused non-empty ones
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            log(f"{'added' if st is None else 'changed'} /{it.path}")
+        if chunk is None:
+            self.close(keep=True)
+
+    def close(self, keep: bool = False) -> None:
+        for dfd, f, tmp, *_ in self.open:
+            with contextlib.suppress(OSError):
+                f.close()
+                if not keep:
+                    os.unlink(tmp, dir_fd=dfd)
+            os.close(dfd)
+        self.open = []
+
+def apply(root_fd: int, p: Plan, installed: dict[str, Any], record: dict[str, Any],
+          layers: list[str], limit: int) -> int:
+    """Write the plan, filling `record` (what is installed); return the change count. Only the
+    system can fail here (plan() checked the rest). Files: each layer read again, streamed."""
     owners = os.geteuid() == 0
     changes = 0
     touched: set[str] = set()
+    for real in sorted(p.gone):
+        if _remove(root_fd, real, {"kind": "symlink"}):
+            log(f"removed /{real}")
+            changes += 1
+    files: dict[tuple[int, int], list[Item]] = {}
     for path in sorted(p.items, key=lambda q: (q.count("/"), q)):
         it = p.items[path]
-        parent, _, name = path.rpartition("/")
-        real = resolve_dir(root, parent, create=True)
-        assert real is not None
-        with open_dir(root, real) as dfd:
+        record[path] = it.record()
+        with parent_of(root_fd, path) as (dfd, real, name):
             st = _lstat_at(dfd, name)
-            if not _same(st, it, dfd, name, owners):
-                _write(dfd, name, it, st, owners)
-                log(f"{'added' if st is None else 'changed'} /{path}")
-                touched.add(real)
-                changes += 1
-        entry: dict[str, Any] = {"kind": it.kind, "mode": it.mode, "uid": it.uid, "gid": it.gid}
-        if it.kind == "file":
-            entry["sha256"] = _digest(it)
-        elif it.kind == "symlink":
-            entry["target"] = it.data.decode()
-        record[path] = entry
+            if _same(st, it, dfd, name, owners):
+                continue
+            changes += 1
+            if it.kind == "file":
+                files.setdefault(it.ref, []).append(it)
+                continue
+            _write(dfd, name, it, st, owners)
+            log(f"{'added' if st is None else 'changed'} /{path}")
+            touched.add(real)
+    pending: list[_Files] = []
+    for layer in sorted({ref[0] for ref in files}):
+        def want(index: int, layer: int = layer) -> _Files | None:
+            if not files.get((layer, index)):
+                return None
+            pending.append(w := _Files(owners, touched))
+            for it in files[layer, index]:
+                w.add(root_fd, it)
+            return w
+
+        try:
+            scan_cpio(Stream(unpacked(layers[layer], limit)), layer, want)
+        finally:
+            for w in pending:
+                w.close()
     for path in p.remove:
-        if _remove(root, path, installed[path]):
+        if _remove(root_fd, path, installed[path]):
             log(f"removed /{path}")
             changes += 1
     for d in touched:
-        with open_dir(root, d) as dfd:
-            os.fsync(dfd)
+        with at(root_fd, d) as found:
+            if found is not None:
+                os.fsync(found[0])
     return changes
 
-
 def _write(dfd: int, name: str, it: Item, st: os.stat_result | None, owners: bool) -> None:
+    """Make a directory or a symlink (files: _Files)."""
+    if it.kind == "dir" and st is not None and stat.S_ISLNK(st.st_mode):
+        return  # a symlink to a directory inside root (checked, not ours): keep it (merged /usr)
+    if st is not None and stat.S_ISDIR(st.st_mode) != (it.kind == "dir"):
+        (os.rmdir if stat.S_ISDIR(st.st_mode) else os.unlink)(name, dir_fd=dfd)  # empty: plan() checked
+        st = None
     if it.kind == "dir":
-        if st is not None and stat.S_ISLNK(st.st_mode):
-            return  # a symlink to a directory inside root (checked): keep it (merged /usr)
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            os.unlink(name, dir_fd=dfd)
-            st = None
         if st is None:
             os.mkdir(name, 0o700, dir_fd=dfd)
-        fd = os.open(name, os.O_DIRECTORY | os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
+        fd = _open_dir(dfd, name)
         try:
             if owners:
                 os.fchown(fd, it.uid, it.gid)
@@ -550,79 +691,48 @@ def _write(dfd: int, name: str, it: Item, st: os.stat_result | None, owners: boo
         finally:
             os.close(fd)
         return
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        os.rmdir(name, dir_fd=dfd)  # empty: plan() refused non-empty ones
-    tmp = f".{name[:200]}{TEMP_MARK}{os.getpid()}-{random.getrandbits(32):08x}"
+    tmp = _temp_name(name)
     try:
-        if it.kind == "symlink":
-            os.symlink(it.data.decode(), tmp, dir_fd=dfd)
-            if owners:
-                os.chown(tmp, it.uid, it.gid, dir_fd=dfd, follow_symlinks=False)
-        else:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
-            try:
-                view = memoryview(it.data)
-                while view:
-                    view = view[os.write(fd, view):]
-                if owners:
-                    os.fchown(fd, it.uid, it.gid)  # before chmod: chown clears setuid bits
-                os.fchmod(fd, it.mode)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        os.symlink(it.target, tmp, dir_fd=dfd)
+        if owners:
+            os.chown(tmp, it.uid, it.gid, dir_fd=dfd, follow_symlinks=False)
         os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dfd)
         raise
 
-
-def _remove(root: str, path: str, was: dict[str, Any]) -> bool:
+def _remove(root_fd: int, path: str, was: dict[str, Any]) -> bool:
     parent, _, name = path.rpartition("/")
     try:
-        real = resolve_dir(root, parent, create=False)
-    except Rejected as exc:
+        with at(root_fd, parent) as found:
+            st = None if found is None else _lstat_at(found[0], name)
+            if found is None or st is None or stat.S_ISDIR(st.st_mode) != (was.get("kind") == "dir"):
+                return False
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(name, dir_fd=found[0])
+                return True
+            with contextlib.suppress(OSError):  # something else lives there now: leave it
+                os.rmdir(name, dir_fd=found[0])
+                return True
+            return False
+    except (Rejected, OSError) as exc:
         log(f"not removing /{path}: {exc}")
         return False
-    if real is None:
-        return False
-    with open_dir(root, real) as dfd:
-        st = _lstat_at(dfd, name)
-        if st is None:
-            return False
-        if was.get("kind") == "dir":
-            if not stat.S_ISDIR(st.st_mode):
-                return False
-            try:
-                os.rmdir(name, dir_fd=dfd)
-            except OSError:
-                return False  # something else lives there now: leave it
-            return True
-        if stat.S_ISDIR(st.st_mode):
-            return False
-        os.unlink(name, dir_fd=dfd)
-        return True
-
 
 # --- state ------------------------------------------------------------------------
-
-def _write_file(path: str, data: bytes, mode: int = 0o600) -> None:
+def _write_file(path: str, data: bytes) -> None:
     tmp = f"{path}{TEMP_MARK}{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
+    with open(tmp, "wb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW, 0o600)) as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # atomic: the old state or the new, never half of one
 
 @dataclass
 class State:
     """What this node last applied, kept in the state directory across restarts."""
     dir: str
-    etag: str = ""
-    last_modified: str = ""
     files: dict[str, Any] = field(default_factory=dict)
     # url -> {"etag", "last_modified", "body"}: the node's manifest and those it includes,
     # so that a 304 for one and a 200 for another still give the whole list of layers.
@@ -639,33 +749,25 @@ class State:
         try:
             with open(self.file, "rb") as f:
                 doc = json.load(f)
+            if doc.get("format") != STATE_FORMAT:
+                return
+            manifests = {str(k): {f: str(v[f]) for f in ("etag", "last_modified", "body")}
+                         for k, v in doc["manifests"].items()}
+            _check_text(manifests)  # a hand-edited file must not end wwclient
+            files = {p: e for p, e in doc["files"].items()  # only clean relative paths are ever removed
+                     if isinstance(e, dict) and clean_path(p) == p != ""}
         except FileNotFoundError:
             return
-        except ValueError:
+        except (ValueError, TypeError, KeyError, AttributeError, Rejected):
             log(f"{self.file} is corrupt: starting afresh")
             return
-        if isinstance(doc, dict) and doc.get("format") == STATE_FORMAT:
-            self.etag = str(doc.get("etag", ""))
-            self.last_modified = str(doc.get("last_modified", ""))
-            manifests = doc.get("manifests", {})
-            self.manifests = {str(k): {f: str(v.get(f, "")) for f in ("etag", "last_modified", "body")}
-                              for k, v in manifests.items() if isinstance(v, dict)} \
-                if isinstance(manifests, dict) else {}
-            self.files = {}
-            for path, entry in dict(doc.get("files", {})).items():
-                # Only clean relative paths are ever removed, whatever the file says.
-                with contextlib.suppress(Rejected):
-                    if isinstance(entry, dict) and path and clean_path(path) == path:
-                        self.files[path] = entry
+        self.manifests, self.files = manifests, files
 
     def save(self) -> None:
-        doc = {"format": STATE_FORMAT, "etag": self.etag, "last_modified": self.last_modified,
-               "manifests": self.manifests, "files": self.files}
+        doc = {"format": STATE_FORMAT, "manifests": self.manifests, "files": self.files}
         _write_file(self.file, json.dumps(doc, sort_keys=True, indent=1).encode())
 
-
 # --- one poll -------------------------------------------------------------------
-
 @dataclass
 class Options:
     base: str
@@ -679,13 +781,11 @@ class Options:
     max_unpacked: int = 1 << 30
     source: str | None = None
 
-
 @dataclass(frozen=True)
 class Result:
     fetched: bool       # False: 304, nothing to do
     interval: float
     changes: int = 0
-
 
 class Client:
     def __init__(self, opts: Options) -> None:
@@ -713,7 +813,9 @@ class Client:
         return resp.body, True, resp.headers
 
     def poll(self) -> Result:
-        """Fetch the manifests; if one changed, fetch, check and apply the overlay."""
+        """Fetch the manifests; if one changed, fetch, check and apply the overlay, checked in full
+        first. During the apply state.json has no validators (the next poll fetches in full: an
+        interrupted apply is retried) and lists every path it may install (none left untracked)."""
         st = self.state
         rel = manifest_path(self.opts.node)
         body, changed, headers = self._fetch(rel)
@@ -733,31 +835,28 @@ class Client:
                 layers.append(part)
         if not changed:
             return Result(False, self.interval)
-        self.interval = manifest.interval
+        saved = {url: dict(zip(("etag", "last_modified"), self._validators(hdrs), strict=True),
+                           body=data.decode()) for url, (data, hdrs) in fetched.items()}
         blobs = [self._layer(layer) for layer in layers]
-        unpacked = []
-        for layer, blob in zip(layers, blobs, strict=True):
+        contents = []
+        for i, (layer, blob) in enumerate(zip(layers, blobs, strict=True)):
             try:
-                unpacked.append(parse_cpio(gunzip(blob, self.opts.max_unpacked)))
+                contents.append(scan_cpio(Stream(unpacked(blob, self.opts.max_unpacked)), i))
             except Rejected as exc:
                 raise Rejected(f"layer {layer.url}: {exc}") from None
-        final = merge(unpacked, manifest.setuid)
-        todo = plan(self.root, final, st.files)
-        record: dict[str, Any] = {}
+        final = merge(contents, manifest.setuid)
+        root_fd = os.open(self.root, os.O_DIRECTORY | os.O_RDONLY)
         try:
-            changes = apply(self.root, todo, st.files, record)
-        except OSError:
-            st.files.update(record)  # remember what did get installed
-            st.etag = st.last_modified = ""
-            st.manifests = {}
+            todo = plan(root_fd, self.root, final, st.files)
+            installed, st.manifests = st.files, {}
+            st.files = {**installed, **{p: it.record() for p, it in final.items()}}
             st.save()
-            raise
-        st.files = record
-        st.manifests = {}
-        for url, (data, hdrs) in fetched.items():
-            etag, modified = self._validators(hdrs)
-            st.manifests[url] = {"etag": etag, "last_modified": modified, "body": data.decode()}
-        st.etag, st.last_modified = st.manifests[rel]["etag"], st.manifests[rel]["last_modified"]
+            record: dict[str, Any] = {}
+            changes = apply(root_fd, todo, installed, record, blobs, self.opts.max_unpacked)
+        finally:
+            os.close(root_fd)
+        self.interval = manifest.interval
+        st.files, st.manifests = record, saved
         st.save()
         self._collect(layers)
         return Result(True, manifest.interval, changes)
@@ -766,128 +865,106 @@ class Client:
     def _validators(headers: dict[str, str]) -> tuple[str, str]:
         # nginx's ETag is mtime (seconds) + size: a manifest rewritten within the
         # second it was fetched, at the same size, would keep its ETag. When the
-        # file is that fresh, do not trust the validators; ask in full next time.
-        try:
-            fresh = (parsedate_to_datetime(headers["date"]) - parsedate_to_datetime(
-                headers["last-modified"])).total_seconds() < 2
-        except (KeyError, TypeError, ValueError):
-            fresh = False
-        if fresh:
-            return "", ""
+        # file is that fresh (or its dates do not parse), ask in full next time.
+        if "date" in headers and "last-modified" in headers:
+            date, modified = http_date(headers["date"]), http_date(headers["last-modified"])
+            if date is None or modified is None or date - modified < 2:
+                return "", ""
         return headers.get("etag", ""), headers.get("last-modified", "")
 
-    def _layer(self, layer: Layer) -> bytes:
+    def _layer(self, layer: Layer) -> str:
+        """The path of the layer's file in the cache, downloaded (streamed) if missing."""
         path = self.state.blob(layer.sha256)
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
-            data = f.read()
-            if len(data) == layer.size and hashlib.sha256(data).hexdigest() == layer.sha256:
-                return data
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as cache:
+            if os.fstat(cache.fileno()).st_size == layer.size and hashlib.file_digest(
+                    cache, "sha256").hexdigest() == layer.sha256:
+                return path
         h = hashlib.sha256()
-        buf = bytearray()
+        tmp = f"{path}{TEMP_MARK}{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                def sink(chunk: bytes) -> None:
+                    h.update(chunk)
+                    f.write(chunk)
 
-        def sink(chunk: bytes) -> None:
-            h.update(chunk)
-            buf.extend(chunk)
-
-        resp = self.http.get(layer.url, limit=layer.size, sink=sink)
-        if resp.status != 200:
-            raise Unavailable(f"GET {layer.url}: HTTP {resp.status}")
-        if len(buf) != layer.size:
-            raise Rejected(f"layer {layer.url}: {len(buf)} bytes, the manifest says {layer.size}")
-        if h.hexdigest() != layer.sha256:
-            raise Rejected(f"layer {layer.url}: sha256 {h.hexdigest()}, the manifest says {layer.sha256}")
-        _write_file(path, bytes(buf))
-        return bytes(buf)
+                resp = self.http.get(layer.url, limit=layer.size, sink=sink)
+                if resp.status != 200:
+                    raise Unavailable(f"GET {layer.url}: HTTP {resp.status}")
+                if f.tell() != layer.size:
+                    raise Rejected(f"layer {layer.url}: {f.tell()} bytes, the manifest says {layer.size}")
+                if h.hexdigest() != layer.sha256:
+                    raise Rejected(f"layer {layer.url}: sha256 {h.hexdigest()}, "
+                                   f"the manifest says {layer.sha256}")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return path
 
     def _collect(self, layers: list[Layer]) -> None:
         keep = {layer.sha256 for layer in layers}
         blobs = os.path.join(self.state.dir, "blobs")
-        for name in os.listdir(blobs):
-            if name not in keep:
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(blobs, name))
-
+        for name in set(os.listdir(blobs)) - keep:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(blobs, name))
 
 # --- the loop ---------------------------------------------------------------------
+WAKE = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}  # blocked in the daemon: they wait for rest()
 
-class Waker:
-    """Sleeps that SIGHUP cuts short and SIGTERM ends (after the current apply)."""
-
-    def __init__(self) -> None:
-        self.rfd, self.wfd = os.pipe()
-        os.set_blocking(self.wfd, False)
-        self.stop = False
-        signal.signal(signal.SIGHUP, self._hup)
-        signal.signal(signal.SIGTERM, self._term)
-        signal.signal(signal.SIGINT, self._term)
-
-    def _hup(self, *_: object) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.write(self.wfd, b"h")
-
-    def _term(self, *_: object) -> None:
-        self.stop = True
-        self._hup()
-
-    def sleep(self, seconds: float) -> bool:
-        """Sleep; True if woken by a signal."""
-        ready, _, _ = select.select([self.rfd], [], [], max(0.0, seconds))
-        if ready:
-            os.read(self.rfd, 512)
-        return bool(ready)
-
+def rest(seconds: float) -> bool:
+    """Sleep; SIGHUP cuts it short (a refresh), True when SIGTERM or SIGINT came (stop)."""
+    info = signal.sigtimedwait(WAKE, max(0.0, seconds))
+    return info is not None and info.si_signo != signal.SIGHUP
 
 def jitter(seconds: float) -> float:
     # +-15 %: thousands of nodes booted together drift apart instead of polling in step.
     return seconds * random.uniform(0.85, 1.15)
 
-
 def backoff(opts: Options, failures: int) -> float:
     step: float = opts.retry_min * 2.0 ** max(0, failures - 1)
     return min(opts.retry_max, step) * random.uniform(0.9, 1.1)
 
-
 def run(opts: Options, once: bool) -> int:
     client = Client(opts)
-    waker = None if once else Waker()
-    failures = 0
+    if not once:  # a signal during an apply waits for it to finish
+        signal.pthread_sigmask(signal.SIG_BLOCK, WAKE)
+    failures, said = 0, ""
     while True:
         try:
             res = client.poll()
-            failures = 0
+            failures, said = 0, ""
             if res.fetched:
                 log(f"runtime overlay of {opts.node} applied: {res.changes} change(s)")
             delay = jitter(opts.interval or res.interval)
-        except (Rejected, Unavailable, OSError) as exc:
+        except Exception as exc:  # a daemon backs off, it never ends on bad input
             failures += 1
             delay = backoff(opts, failures)
-            what = ("rejected, nothing applied" if isinstance(exc, Rejected)
-                    else "server unavailable" if isinstance(exc, Unavailable) else "error")
-            log(f"{what}: {exc}" + ("" if once else f"; retrying in {delay:.3g} s"))
-            if once:
-                return 1
+            why = (f"rejected: {exc} (nothing applied)" if isinstance(exc, Rejected) else
+                   f"server unavailable: {exc}" if isinstance(exc, Unavailable) else
+                   f"error: {exc}" if isinstance(exc, OSError) else f"error: {type(exc).__name__}: {exc}")
+            retry = "" if once else f"; retrying in {delay:.3g} s"
+            # The reason once per distinct error; repeats only say when the next try is.
+            log(why + retry if why != said else f"same error again{retry}")
+            said = why
         if once:
-            return 0
-        assert waker is not None
-        if waker.stop or (waker.sleep(delay) and waker.stop):
+            return min(failures, 1)
+        if rest(delay):
             log("stopping")
             return 0
-
 
 def read_config(path: str) -> dict[str, str]:
     """KEY=value lines of /warewulf/config (shell syntax, quoted by the build)."""
     out: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                words = shlex.split(line, comments=True)
-                if len(words) == 1 and "=" in words[0]:
-                    key, _, value = words[0].partition("=")
-                    out[key] = value
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError), open(path, encoding="utf-8") as f:
+        for line in f:
+            words = shlex.split(line, comments=True)
+            if len(words) == 1 and "=" in words[0]:
+                key, _, value = words[0].partition("=")
+                out[key] = value
     return out
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="wwclient", description=__doc__.split("\n")[0] if __doc__ else None)
@@ -918,7 +995,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         log(f"error: {exc}")
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())
