@@ -22,6 +22,7 @@ from typing import Any
 
 import jinja2
 
+from toolchain.archive import is_secret
 from toolchain.build import layout
 from toolchain.fingerprint import digest, overlay_code
 from toolchain.model.types import Cluster, Node
@@ -166,6 +167,8 @@ def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
             # (hosts) changes with only some node changes, and included head files count.
             part = split.render(project, names, shared, shared_context(cluster), env,
                                 f"the shared part of {kind} overlays {', '.join(names)}")
+            if is_secret(part.entries):   # split.sources keeps private files per node
+                raise AssertionError(f"a private file reached the shared {kind} part of {names}")
             blob = None
             if part.entries:
                 key = digest(code, kind, split.entries_digest(part.entries))

@@ -54,6 +54,7 @@ class Field:
     per_node: bool = False             # a list with one value per node of a hostlist key
     entry: str = "name"                # what a DICT's keys are, for messages
     maximum: int = 2**31
+    secret: bool = False               # served only to its node: templates reading it are per node
 
 
     def unset(self) -> Any:
@@ -108,7 +109,7 @@ IPMI = (
     Field("netmask", Kind.NETMASK, "BMC netmask"),
     Field("gateway", Kind.IPV4, "BMC gateway"),
     Field("user", Kind.STR, "BMC user name"),
-    Field("password", Kind.STR, "BMC password (served only to its node)"),
+    Field("password", Kind.STR, "BMC password (served only to its node)", secret=True),
     Field("interface", Kind.CHOICE, "ipmitool interface", "lanplus", choices=("lan", "lanplus")),
     Field("port", Kind.INT, "BMC UDP port", 623, maximum=65535),
     Field("write", Kind.BOOL, "let the node program its BMC's network and user at boot", False),
@@ -276,6 +277,17 @@ TOP = (
 
 
 _FIELD_IN: dict[tuple[int, tuple[str, ...]], tuple[tuple[Field, ...], Field]] = {}
+
+
+def secret_paths(fields: tuple[Field, ...] | None = None, prefix: str = "") -> tuple[str, ...]:
+    """Dotted paths of the node settings marked secret (e.g. `ipmi.password`)."""
+    out: list[str] = []
+    for f in NODE if fields is None else fields:
+        if f.secret:
+            out.append(prefix + f.key)
+        if f.kind is Kind.STRUCT:   # a DICT's entries are named by the user: no fixed path
+            out += secret_paths(f.fields, f"{prefix}{f.key}.")
+    return tuple(out)
 
 
 def field_in(fields: tuple[Field, ...], keys: tuple[str, ...]) -> Field:

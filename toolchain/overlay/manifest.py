@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import fnmatch
 import stat
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolchain.errors import Loc, WWError
@@ -43,6 +44,7 @@ class Rule:
     group: int | None = None
     mode: int | None = None
     secret: bool | None = None
+    loc: Loc | None = field(default=None, compare=False)   # the pattern's place, for messages
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class Meta:
     gid: int
     perm: int       # permission bits only
     secret: bool
+
+    def private(self, kind: int) -> bool:
+        """A file others may not read on the node: it never goes into a part every node gets."""
+        return kind == stat.S_IFREG and (self.secret or not self.perm & stat.S_IROTH)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,29 @@ class Manifest:
             else:
                 mode = 0o755 if executable else 0o644
         return Meta(uid, gid, mode, secret)
+
+    @property
+    def has_private(self) -> bool:
+        """Whether some rule may make a file private (Meta.private)."""
+        return any(r.secret or (r.mode is not None and not r.mode & stat.S_IROTH) for r in self.rules)
+
+    def check_matches(self, paths: Iterable[str]) -> None:
+        """Raise at the first pattern that matches none of `paths` (an overlay's output paths):
+        a misspelt `secret: true` line would otherwise leave the file at 0644, in silence."""
+        listed = list(paths)
+        for rule in self.rules:
+            if not any(fnmatch.fnmatchcase(rel, rule.pattern) for rel in listed):
+                near = sorted(listed, key=lambda rel: _distance(rel, rule.pattern))[:3]
+                raise _error(f"`{rule.pattern}` matches no file of the overlay", rule.loc or
+                             Loc(self.path, 1, 1),
+                             "patterns match the output path inside rootfs/ (`.j2` dropped); "
+                             f"nearest paths: {', '.join(near) or 'none (the overlay is empty)'}")
+
+
+def _distance(a: str, b: str) -> int:
+    """How many characters two paths differ in (enough to rank a few suggestions)."""
+    common = sum(1 for x, y in zip(a, b, strict=False) if x == y)
+    return max(len(a), len(b)) - common
 
 
 def _error(what: str, loc: Loc, hint: str) -> WWError:
@@ -132,7 +161,7 @@ def _rule(pattern: YScalar, body: YNode) -> Rule:
                 raise _error(f"secret must be true or false, not `{value.text}`", value.loc,
                              "write secret: true")
             values["secret"] = value.text.lower() in ("true", "yes", "on")
-    return Rule(pattern.text.strip("/"), **values)  # type: ignore[arg-type]
+    return Rule(pattern.text.strip("/"), **values, loc=pattern.loc)  # type: ignore[arg-type]
 
 
 def load_manifest(overlay_dir: Path) -> Manifest:
