@@ -14,6 +14,11 @@ from toolchain.fsutil import make_dirs, write_error
 _held: list[TextIO] = []
 
 
+def held() -> bool:
+    """Whether this process holds the build lock (of the output/ it built)."""
+    return bool(_held)
+
+
 def acquire(out: Path, wait: bool = True) -> None:
     """Hold output/.lock until this process exits; say so if another build has it.
 

@@ -26,7 +26,7 @@ from toolchain.fingerprint import code_digest, digest
 from toolchain.fsutil import publish_mode, write_atomic, write_error, write_if_changed
 from toolchain.image.builder import build
 from toolchain.model.types import Image
-from toolchain.overlay import split
+from toolchain.overlay import hostkeys, split
 
 Task = dict[str, Any]
 
@@ -183,6 +183,12 @@ def collect(p: Context) -> None:
     marker.unlink(missing_ok=True)
     if result.removed:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
+    # Temporaries of killed builds and image builds: in output/ and beside the host keys.
+    left, young = gc.remove_temporaries((p.out, p.root / hostkeys.STATE), grace())
+    if left:
+        print(f"gc: removed {len(left)} temporary files of killed builds", file=sys.stderr)
+    if young:
+        marker.touch()   # collect again next build, when they are old enough
 
 def iso_deps(kind: str) -> list[Path]:
     # The ISO builder itself, and the loaders it copies from system packages; a
