@@ -105,6 +105,7 @@ def image_files(p: Context, img: Image) -> dict[str, Path]:
     files = {"kernel": p.http / blobs.kernel.url, "image": p.http / blobs.image.url}
     if blobs.modules:
         files["modules"] = p.http / blobs.modules.url
+    files.update({f"kernel {v}": p.http / b.url for v, b in blobs.kernels.items()})
     return files
 
 def gc_marker(p: Context) -> Path:
@@ -133,7 +134,8 @@ def build_image(p: Context, img: Image) -> None:
     kernel_src = images.source_of(p, p.cluster.images[img.kernel_from]) if img.kernel_from else None
     build(images.source_of(p, img), image=files["image"], kernel=files["kernel"], name=img.name,
           exclude=img.exclude, compression=Compression(img.compression), version=img.kernel_version,
-          kernel_src=kernel_src, modules=files.get("modules"), work=p.out / "work" / "spool")
+          kernel_src=kernel_src, modules=files.get("modules"), work=p.out / "work" / "spool",
+          kernels={v: p.http / b.url for v, b in current.plan().images[img.name].kernels.items()})
 
 def build_shared(kind: str, names: tuple[str, ...], target: Path) -> None:
     will_write(current.project(), target)
