@@ -175,7 +175,6 @@ NODE = (
     Field("discoverable", Kind.BOOL, "may be bound to an unknown MAC by `wwstatic discover "
           "--assign`; until then it needs no MAC (and gets no iPXE script or DHCP entry)",
           False, node_only=True),
-    Field("asset_key", Kind.STR, "the chassis asset tag the node must present", node_only=True),
 )
 
 HEAD = (
