@@ -42,6 +42,9 @@ SHIPPED = {p.parent.name for p in SHIPPED_OVERLAYS.glob("*/rootfs")}
 BASE = {"wwinit", "wwclient", "hostname", "hosts"}
 
 
+ASSET_NOTE = ("node n1: `asset key: A-0001` not carried over: static files cannot check it "
+              "(see docs/migrating.md)")
+
 def run(nodes: Path, server: Path | None = None, overlays: set[str] | None = None) -> tuple[
         dict[str, Any], ImportResult]:
     result = import_warewulf(nodes, server, BASE if overlays is None else overlays)
@@ -235,7 +238,7 @@ def test_unset_unknown_and_unsupported_values_are_noted(v46: tuple[dict[str, Any
         "not carried over",
         "node n3: iPXE template `dracut` does not exist in wwstatic (it has default); not carried over",
     ]
-    assert "node n1: `asset key: A-0001` not carried over: static files cannot check it (see docs/migrating.md)" in result.notes
+    assert ASSET_NOTE in result.notes
     assert "warewulf.conf: `api.enabled: true` not carried over: wwstatic has no REST API" in result.notes
 
 
@@ -576,7 +579,7 @@ def test_cli_prints_yaml_and_notes() -> None:
     assert done.stdout == expected.yaml_text
     lines = done.stderr.splitlines()
     assert lines == [f"wwstatic: note: {n}" for n in expected.notes]
-    assert "wwstatic: note: node n1: `asset key: A-0001` not carried over: static files cannot check it (see docs/migrating.md)" in lines
+    assert f"wwstatic: note: {ASSET_NOTE}" in lines
 
 
 def test_cli_output_file_and_force(tmp_path: Path) -> None:
