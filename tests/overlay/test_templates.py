@@ -16,6 +16,7 @@ from toolchain.errors import WWError
 from toolchain.model.load import load_cluster
 from toolchain.overlay import functions as template_ext
 from toolchain.overlay import render as overlay
+from toolchain.overlay import split
 from toolchain.overlay.manifest import load_manifest
 
 
@@ -265,3 +266,20 @@ def test_overlay_list_and_info(project: Path, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "/etc/hosts (same for every node)" in out and "variables: cluster_file, head, nodes" in out
     assert main(["overlay", "info", "nope", "-C", here]) == 1
+
+
+@pytest.mark.parametrize(("text", "own"), [
+    ("{% for n in nodes %}{{ n.name }}\n{% endfor %}", False),
+    ("{% for n in nodes %}{{ n.ipmi.password }}\n{% endfor %}", True),
+    ('{{ nodes | map(attribute="ipmi.password") | join(",") }}', True),
+    ('{{ nodes[0]["ipmi"]["password"] }}', True),
+    ('{{ nodes | map(attribute="ipmi.user") | join(",") }}', False),
+])
+def test_a_template_reading_a_secret_field_is_the_nodes_own(tmp_path: Path, text: str, own: bool) -> None:
+    """However a template reaches a field the spec marks secret, its file is kept out of the
+    part every address can fetch."""
+    root = tmp_path / "overlays/t/rootfs/etc"
+    root.mkdir(parents=True)
+    (root / "list.j2").write_text(text)
+    (src,) = split.sources(tmp_path, ("t",), overlay.make_env(tmp_path))[1:]   # after etc/
+    assert src.src.rel == "etc/list.j2" and src.per_node is own
