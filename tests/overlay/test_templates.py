@@ -283,3 +283,15 @@ def test_a_template_reading_a_secret_field_is_the_nodes_own(tmp_path: Path, text
     (root / "list.j2").write_text(text)
     (src,) = split.sources(tmp_path, ("t",), overlay.make_env(tmp_path))[1:]   # after etc/
     assert src.src.rel == "etc/list.j2" and src.per_node is own
+
+
+@pytest.mark.parametrize(("line", "private"), [
+    ('etc/f: {secret: true, mode: "0644"}', True),   # secret, whatever its mode
+    ('etc/f: {mode: "0640"}', True),                 # others cannot read it on the node
+    ('etc/f: {mode: "0600", secret: false}', False),  # said to be no secret (public keys)
+    ('etc/f: {mode: "0644"}', False),
+])
+def test_which_files_stay_out_of_the_shared_part(tmp_path: Path, line: str, private: bool) -> None:
+    (tmp_path / "manifest.yaml").write_text(line + "\n")
+    meta = load_manifest(tmp_path).meta("etc/f", stat.S_IFREG)
+    assert meta.private(stat.S_IFREG) is private

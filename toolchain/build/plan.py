@@ -22,7 +22,6 @@ from typing import Any
 
 import jinja2
 
-from toolchain.archive import is_secret
 from toolchain.build import layout
 from toolchain.fingerprint import digest, overlay_code
 from toolchain.model.types import Cluster, Node
@@ -176,8 +175,8 @@ def make_plan(project: Path, cluster: Cluster, env: jinja2.Environment,
             # (hosts) changes with only some node changes, and included head files count.
             part = split.render(project, names, shared, shared_context(cluster), env,
                                 f"the shared part of {kind} overlays {', '.join(names)}")
-            if is_secret(part.entries):   # split.sources keeps private files per node
-                raise AssertionError(f"a private file reached the shared {kind} part of {names}")
+            if part.secrets:   # split.sources keeps them per node: this is a bug
+                raise AssertionError(f"secret files {sorted(part.secrets)} in a shared part")
             blob = None
             if part.entries:
                 key = digest(code, kind, split.entries_digest(part.entries))

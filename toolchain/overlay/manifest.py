@@ -15,8 +15,10 @@ It comes from `overlays/NAME/manifest.yaml`, beside `rootfs/`:
   only names with the same number on every distribution. Other names would need
   the image's /etc/passwd, which the build does not read: write the number.
 - `mode`: octal, quoted or not (`0600`, "640").
-- `secret: true`: the file holds a secret. Its default mode becomes 0600 and the
-  archive holding it is marked secret (served only to its node).
+- `secret: true`: the file holds a secret. Its default mode becomes 0600 and it
+  goes into the node's own part (served only to its node), even when its bytes
+  are the same on every node. A mode others cannot read does the same, unless
+  the line says `secret: false` (public keys sshd wants 0600).
 - Defaults without a manifest line: root:root, directories and symlinks 0755,
   files 0755 if executable in the checkout (git keeps that bit), else 0644.
 """
@@ -53,10 +55,12 @@ class Meta:
     gid: int
     perm: int       # permission bits only
     secret: bool
+    public: bool = False   # `secret: false` said so: a mode others cannot read is no secret
 
     def private(self, kind: int) -> bool:
-        """A file others may not read on the node: it never goes into a part every node gets."""
-        return kind == stat.S_IFREG and (self.secret or not self.perm & stat.S_IROTH)
+        """A file kept out of the part every node gets: secret, or one others may not read
+        on the node (unless the manifest says `secret: false`)."""
+        return kind == stat.S_IFREG and (self.secret or not (self.public or self.perm & stat.S_IROTH))
 
 
 @dataclass(frozen=True)
@@ -82,12 +86,14 @@ class Manifest:
                 mode = 0o700 if executable else 0o600
             else:
                 mode = 0o755 if executable else 0o644
-        return Meta(uid, gid, mode, secret)
+        return Meta(uid, gid, mode, secret, public=not secret and any(
+            r.secret is False and fnmatch.fnmatchcase(rel, r.pattern) for r in self.rules))
 
     @property
     def has_private(self) -> bool:
         """Whether some rule may make a file private (Meta.private)."""
-        return any(r.secret or (r.mode is not None and not r.mode & stat.S_IROTH) for r in self.rules)
+        return any(r.secret or (r.mode is not None and not r.mode & stat.S_IROTH and r.secret is None)
+                   for r in self.rules)
 
     def check_matches(self, paths: Iterable[str]) -> None:
         """Raise at the first pattern that matches none of `paths` (an overlay's output paths):

@@ -44,6 +44,7 @@ class Part:
     """Rendered entries of one part, and which overlay (by index) each path came from."""
     entries: tuple[Entry, ...]
     origin: Mapping[str, int]
+    secrets: frozenset[str] = frozenset()   # paths the manifests mark secret
 
 
 def sources(project: Path, names: tuple[str, ...], env: jinja2.Environment) -> tuple[Source, ...]:
@@ -113,12 +114,15 @@ def render(project: Path, names: tuple[str, ...], picked: Iterable[Source],
         by_overlay.setdefault(s.index, []).append(s.src)
     entries: dict[str, Entry] = {}
     origin: dict[str, int] = {}
+    secrets: set[str] = set()
     for index in sorted(by_overlay):
         one = overlay.render_overlay(project, names[index], context, env, who, by_overlay[index])
         for e in one.entries:
             entries[e.path] = e
             origin[e.path] = index
-    return Part(tuple(entries[k] for k in sorted(entries)), origin)
+            secrets.discard(e.path)
+        secrets |= one.secrets
+    return Part(tuple(entries[k] for k in sorted(entries)), origin, frozenset(secrets))
 
 
 def own(node_part: Part, shared: Part) -> list[Entry]:
