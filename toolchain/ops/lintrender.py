@@ -18,7 +18,7 @@ import jinja2
 from toolchain.build.plan import KINDS, node_context, shared_context
 from toolchain.errors import WWError, WWErrors
 from toolchain.image.files import image_root
-from toolchain.model.types import Cluster
+from toolchain.model.types import Cluster, Node
 from toolchain.overlay import functions, hostkeys, split
 from toolchain.overlay import render as overlay
 
@@ -75,9 +75,9 @@ def template_problems(project: Path, cluster: Cluster) -> list[Problem]:
 
     shared = shared_context(cluster)
     for kind in KINDS:
-        lists: dict[tuple[str, ...], list[str]] = {}
+        lists: dict[tuple[str, ...], list[Node]] = {}
         for n in cluster.nodes:
-            lists.setdefault(getattr(n, f"{kind}_overlays"), []).append(n.name)
+            lists.setdefault(getattr(n, f"{kind}_overlays"), []).append(n)
         for names, members in lists.items():
             try:
                 srcs = split.sources(project, names, env)
@@ -88,10 +88,11 @@ def template_problems(project: Path, cluster: Cluster) -> list[Problem]:
                 if s.src.kind != "template":
                     continue
                 for node in members if s.per_node else [None]:
-                    context = node_context(cluster, cluster.node(node)) if node else shared
-                    who = f"node {node}" if node else f"the shared part of {kind} overlays {', '.join(names)}"
+                    context = node_context(cluster, node) if node else shared
+                    who = (f"node {node.name}" if node
+                           else f"the shared part of {kind} overlays {', '.join(names)}")
                     try:
                         split.render(project, names, [s], context, env, who)
                     except WWError as err:
-                        add(err, node)
+                        add(err, node.name if node else None)
     return list(found.values())
