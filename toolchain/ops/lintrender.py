@@ -9,6 +9,7 @@ as empty text here (the build makes them).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,15 @@ def template_problems(project: Path, cluster: Cluster) -> list[Problem]:
     """Every overlay template error of the cluster, the same one for many nodes once."""
     env = lint_env(project)
     found: dict[tuple[str, int, str], Problem] = {}
+    more: dict[tuple[str, int, str], int] = {}
 
     def add(err: WWError, node: str | None) -> None:
         for one in err.errors if isinstance(err, WWErrors) else [err]:
             p = Problem.of(one, node)
-            found.setdefault((p.file, p.line, p.message.replace(f"node {node}", "")), p)
+            key = (p.file, p.line, p.message.replace(f"node {node}", ""))
+            if key in found:
+                more[key] = more.get(key, 0) + 1
+            found.setdefault(key, p)
 
     shared = shared_context(cluster)
     for kind in KINDS:
@@ -95,4 +100,5 @@ def template_problems(project: Path, cluster: Cluster) -> list[Problem]:
                         split.render(project, names, [s], context, env, who)
                     except WWError as err:
                         add(err, node.name if node else None)
-    return list(found.values())
+    return [dataclasses.replace(p, message=f"{p.message} (and {more[k]} more nodes)") if k in more else p
+            for k, p in found.items()]
