@@ -94,8 +94,8 @@ def _lint(args: argparse.Namespace) -> int:
             print(f"wwstatic: {where + ': ' if where else ''}error: {p.message}{hint}", file=sys.stderr)
         print(f"wwstatic: {len(problems)} template errors", file=sys.stderr)
     else:
-        print(f"{args.file}: {len(cluster.nodes)} nodes, {len(cluster.images)} images, "
-              "templates render, ok")
+        print(f"{args.file}: {len(cluster.nodes)} nodes, {len(cluster.images)} images, ok "
+              "(every template renders)")
     return 1 if problems else 0
 
 
