@@ -261,7 +261,7 @@ def run_py(code: str, out: Path) -> subprocess.CompletedProcess[str]:
 def remove_as_lock_holder(out: Path, now: float) -> tuple[list[str], int]:
     """gc.remove_temporaries() in a build that holds output/'s lock, at time `now`."""
     done = run_py("import json\nfrom toolchain.build import gc, lock\nlock.acquire(out)\n"
-                  f"removed, young = gc.remove_temporaries([out], 3600, now={now})\n"
+                  f"removed, young = gc.remove_temporaries(out, [out], 3600, now={now})\n"
                   "print(json.dumps([[str(p.relative_to(out)) for p in removed], young]))", out)
     assert done.returncode == 0, done.stderr
     removed, young = json.loads(done.stdout)
@@ -302,7 +302,7 @@ def test_temporaries_stay_while_a_build_holds_the_lock(leftovers: tuple[Path, se
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        assert gc.remove_temporaries([out], 3600, now=newest + 10 * gc.TEMP_GRACE) == ([], 0)
+        assert gc.remove_temporaries(out, [out], 3600, now=newest + 10 * gc.TEMP_GRACE) == ([], 0)
         assert {str(p.relative_to(out)) for p in out.rglob("*") if is_temporary(p.name)} == left
     finally:
         assert holder.stdin is not None

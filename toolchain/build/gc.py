@@ -165,16 +165,16 @@ def served_files(http: Path, dirs: Iterable[str]) -> Iterable[str]:
                 yield f"{rel}/{f}"
 
 
-def remove_temporaries(roots: Iterable[Path], grace: float,
+def remove_temporaries(out: Path, roots: Iterable[Path], grace: float,
                        now: float | None = None) -> tuple[list[Path], int]:
     """Remove the temporary files and directories (fsutil.is_temporary) under `roots`
     that a killed process left: those unchanged for min(grace, TEMP_GRACE) seconds.
 
-    Only the holder of the build lock does so, as no other build can be writing
-    them then; called without it, this removes nothing. Returns what it removed,
-    and how many it left because they are younger.
+    Only the holder of `out`'s build lock does so, as no other build can be
+    writing them then; called without it, this removes nothing. Returns what it
+    removed, and how many it left because they are younger.
     """
-    if not lock.held():
+    if not lock.held(out):
         return [], 0
     now = time.time() if now is None else now
     limit = min(grace, TEMP_GRACE)

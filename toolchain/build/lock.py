@@ -11,12 +11,14 @@ from typing import TextIO
 from toolchain.errors import report
 from toolchain.fsutil import make_dirs, write_error
 
-_held: list[TextIO] = []
+# The locks this process holds, by output directory: an in-process caller (the
+# tests) may build several projects, each under its own lock.
+_held: dict[Path, TextIO] = {}
 
 
-def held() -> bool:
-    """Whether this process holds the build lock (of the output/ it built)."""
-    return bool(_held)
+def held(out: Path) -> bool:
+    """Whether this process holds the build lock of `out`."""
+    return out.absolute() in _held
 
 
 def acquire(out: Path, wait: bool = True) -> None:
@@ -25,7 +27,7 @@ def acquire(out: Path, wait: bool = True) -> None:
     flock is released by the kernel when the holder dies, even by SIGKILL, so a
     killed build never leaves a stale lock behind.
     """
-    if _held:
+    if out.absolute() in _held:
         return
     try:
         make_dirs(out)
@@ -51,4 +53,4 @@ def acquire(out: Path, wait: bool = True) -> None:
     f.truncate()
     f.write(f"{os.getpid()}\n")
     f.flush()
-    _held.append(f)
+    _held[out.absolute()] = f

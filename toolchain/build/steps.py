@@ -186,7 +186,7 @@ def collect(p: Context) -> None:
     if result.removed:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
     # Temporaries of killed builds and image builds: in output/ and beside the host keys.
-    left, young = gc.remove_temporaries((p.out, p.root / hostkeys.STATE), grace())
+    left, young = gc.remove_temporaries(p.out, (p.out, p.root / hostkeys.STATE), grace())
     if left:
         print(f"gc: removed {len(left)} temporary files of killed builds", file=sys.stderr)
     if young:
