@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from toolchain.project import Project
 from toolchain.verbs import Verb
 
 log = logging.getLogger("wwstatic")
+SIGPIPE_EXIT = 128 + signal.SIGPIPE   # what a shell reports for a program killed by SIGPIPE
 
 
 # The verbs in the order `wwstatic --help` lists them.
@@ -81,7 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(levelname)s: %(message)s")
     cwd = os.getcwd()
     try:
-        return _run(args)
+        code = _run(args)
+        sys.stdout.flush()   # here, not at exit, where a closed pipe would be reported
+        return code
+    except BrokenPipeError:
+        # The reader went away (`wwstatic schema | head`): stop quietly, as a program
+        # killed by SIGPIPE would. Python flushes stdout once more at exit: point it
+        # at /dev/null so that flush cannot fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_EXIT
     except WWError as err:
         if args.debug:
             raise

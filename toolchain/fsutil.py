@@ -61,6 +61,23 @@ def make_dirs(path: Path, mode: int = 0o755) -> None:
     os.chmod(path, mode)
 
 
+# How every temporary file and directory a build makes is named: a dot (web server
+# rules serve no dot-file) and `.tmp`. gc.remove_temporaries() finds what a killed
+# build left by this name, so anything making a temporary goes through these.
+TEMP_PREFIX = "."
+TEMP_SUFFIX = ".tmp"
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one temp_dir() or atomic_open() makes."""
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX) and len(name) > len(TEMP_SUFFIX)
+
+
+def temp_dir(parent: Path | None, what: str) -> tempfile.TemporaryDirectory[str]:
+    """A scratch directory in `parent`, removed when done (or by gc after a kill)."""
+    return tempfile.TemporaryDirectory(dir=parent, prefix=f"{TEMP_PREFIX}{what}-", suffix=TEMP_SUFFIX)
+
+
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: int = 0o644, gid: int | None = None) -> Iterator[BinaryIO]:
     """Write to a temporary file beside `path`, renamed over it on success.
@@ -72,7 +89,7 @@ def atomic_open(path: Path, mode: int = 0o644, gid: int | None = None) -> Iterat
     """
     try:
         make_dirs(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
         raise (write_error(exc, path) or exc) from None
     try:

@@ -8,14 +8,18 @@ spy around it.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolchain.build import gc
+from toolchain.fsutil import is_temporary
 
 GRACE = 100.0
 DIRS = ("images", "nodes", "shared", "ipxe", "groups")
@@ -227,3 +231,80 @@ def test_gc_removes_exactly_the_files_unnamed_for_the_grace_period(
             waiting = {f: t for f, t in waiting.items() if f not in due}
             assert result.pending == len(waiting)
             assert present(http) == exists
+
+
+# --- temporaries a killed process leaves ------------------------------------------
+
+# Each kind of temporary, made by the code that makes it in a process killed while it
+# is open (os._exit skips every cleanup, as SIGKILL would).
+LEAVE = {
+    "atomic write": "from toolchain.fsutil import atomic_open\n"
+                    "with atomic_open(out / 'http/images/demo/image-a.img.gz') as f:\n"
+                    "    f.write(b'part'); f.flush(); os._exit(9)",
+    "scratch directory": "from toolchain.fsutil import temp_dir\n"
+                         "with temp_dir(out / 'work', 'wwstatic-oci') as d:\n"
+                         "    (Path(d) / 'blob').write_bytes(b'x'); os._exit(9)",
+    "host key scratch": "from toolchain.fsutil import temp_dir\n"
+                        "(out / 'keys').mkdir()\n"
+                        "with temp_dir(out / 'keys', 'keygen') as d: os._exit(9)",
+}
+# Never temporaries, though some are dot-files in the same directories.
+KEEP = ("http/images/demo/image-b.img.gz", ".lock", ".state/gc.json", "work/spool.tmp", "etc/.keep")
+
+
+def run_py(code: str, out: Path) -> subprocess.CompletedProcess[str]:
+    prelude = f"import os, sys\nfrom pathlib import Path\nout = Path({str(out)!r})\n"
+    return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True,
+                          check=False)
+
+
+def remove_as_lock_holder(out: Path, now: float) -> tuple[list[str], int]:
+    """gc.remove_temporaries() in a build that holds output/'s lock, at time `now`."""
+    done = run_py("import json\nfrom toolchain.build import gc, lock\nlock.acquire(out)\n"
+                  f"removed, young = gc.remove_temporaries(out, [out], 3600, now={now})\n"
+                  "print(json.dumps([[str(p.relative_to(out)) for p in removed], young]))", out)
+    assert done.returncode == 0, done.stderr
+    removed, young = json.loads(done.stdout)
+    return sorted(removed), young
+
+
+@pytest.fixture
+def leftovers(tmp_path: Path) -> tuple[Path, set[str], float]:
+    out = tmp_path / "output"
+    for rel in KEEP:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(rel)
+    for kind, code in LEAVE.items():
+        assert run_py(code, out).returncode == 9, kind
+    left = {str(p.relative_to(out)) for p in out.rglob("*") if is_temporary(p.name)}
+    assert len(left) == len(LEAVE), left   # one of each kind, and named as fsutil says
+    newest = max((out / rel).lstat().st_mtime for rel in left)
+    return out, left, newest
+
+
+def test_every_kind_of_temporary_goes_after_the_grace_and_nothing_else(
+        leftovers: tuple[Path, set[str], float]) -> None:
+    out, left, newest = leftovers
+    assert remove_as_lock_holder(out, newest + gc.TEMP_GRACE - 1) == ([], len(left))
+    assert {str(p.relative_to(out)) for p in out.rglob("*") if is_temporary(p.name)} == left
+    assert remove_as_lock_holder(out, newest + gc.TEMP_GRACE) == (sorted(left), 0)
+    assert not [p for p in out.rglob("*") if is_temporary(p.name)]
+    for rel in KEEP:
+        assert (out / rel).is_file(), rel
+
+
+def test_temporaries_stay_while_a_build_holds_the_lock(leftovers: tuple[Path, set[str], float]) -> None:
+    out, left, newest = leftovers
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom pathlib import Path\n"
+                               "from toolchain.build import lock\n"
+                               f"lock.acquire(Path({str(out)!r}))\nprint('held', flush=True)\n"
+                               "sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert gc.remove_temporaries(out, [out], 3600, now=newest + 10 * gc.TEMP_GRACE) == ([], 0)
+        assert {str(p.relative_to(out)) for p in out.rglob("*") if is_temporary(p.name)} == left
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait()

@@ -108,7 +108,7 @@ def debian_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # Status lines with unit names, on the serial console; no `quiet`.
         profile["kernel"]["args"] = ["console=ttyS0", "systemd.show_status=1",
                                      "systemd.status_unit_format=combined", "systemd.log_color=0",
-                                     "SYSTEMD_COLORS=0", "panic=5", "no_timer_check"]  # see support/project.py
+                                     "SYSTEMD_COLORS=0", "panic=5", "no_timer_check"]  # project.py says why
         profile["system_overlays"] = ["wwinit", "hostname", "fstab", "ssh.host_keys",
                                       "systemd.networkd", "wwprobe"]
         profile["runtime_overlays"] = ["hosts"]

@@ -133,7 +133,7 @@ def test_minimal_cluster_defaults(tmp_path: Path) -> None:
     assert (n.root, n.ipxe_template) == ("initramfs", "default")
     assert (n.system_overlays, n.runtime_overlays) == ((), ())
     assert (n.ipmi, n.tags, n.resources, n.disks, n.filesystems) == (Ipmi(), {}, {}, {}, {})
-    assert (n.discoverable, n.asset_key, n.comment) == (False, "", "")
+    assert (n.discoverable, n.comment) == (False, "")
     assert c.node_locs["n01"] == Loc(str(tmp_path / "cluster.yaml"), 8, 3)
     assert c.sources == {}  # only with keep_sources
 
@@ -279,7 +279,7 @@ def test_unknown_key_in_profile(tmp_path: Path) -> None:
     assert err.hint == "did you mean `kernel`?"
 
 
-@pytest.mark.parametrize("key", ["discoverable: true", "asset_key: x"])
+@pytest.mark.parametrize("key", ["discoverable: true"])
 def test_node_only_key_in_profile(tmp_path: Path, key: str) -> None:
     text = cluster(f"profiles:\n  p:\n    {key}\n")
     err = expect_error(tmp_path, text, 9, 5, f"unknown key `{key.split(':')[0]}` in profile p")
@@ -287,9 +287,14 @@ def test_node_only_key_in_profile(tmp_path: Path, key: str) -> None:
 
 
 def test_node_only_keys_in_node(tmp_path: Path) -> None:
-    c = load(tmp_path, cluster(f"nodes:\n  n01:\n    image: img\n    discoverable: true\n"
-                               f"    asset_key: A-1\n{NET}"))
-    assert (c.nodes[0].discoverable, c.nodes[0].asset_key) == (True, "A-1")
+    c = load(tmp_path, cluster(f"nodes:\n  n01:\n    image: img\n    discoverable: true\n{NET}"))
+    assert c.nodes[0].discoverable is True
+
+
+def test_asset_key_is_gone(tmp_path: Path) -> None:
+    # Removed: static files cannot check an asset tag (docs/migrating.md).
+    text = cluster(f"nodes:\n  n01:\n    image: img\n    asset_key: A-1\n{NET}")
+    expect_error(tmp_path, text, 10, 5, "unknown key `asset_key` in node n01")
 
 
 def test_unknown_key_in_node(tmp_path: Path) -> None:

@@ -42,6 +42,9 @@ SHIPPED = {p.parent.name for p in SHIPPED_OVERLAYS.glob("*/rootfs")}
 BASE = {"wwinit", "wwclient", "hostname", "hosts"}
 
 
+ASSET_NOTE = ("node n1: `asset key: A-0001` not carried over: static files cannot check it "
+              "(see docs/migrating.md)")
+
 def run(nodes: Path, server: Path | None = None, overlays: set[str] | None = None) -> tuple[
         dict[str, Any], ImportResult]:
     result = import_warewulf(nodes, server, BASE if overlays is None else overlays)
@@ -144,7 +147,7 @@ def test_node_scalars_kernel_and_overlays(v46: tuple[dict[str, Any], ImportResul
     data, _ = v46
     n1 = data["nodes"]["n1"]
     assert list(n1) == ["profiles", "comment", "kernel", "network", "ipmi", "tags", "resources", "disks",
-                        "filesystems", "discoverable", "asset_key"]
+                        "filesystems", "discoverable"]
     assert n1["profiles"] == ["compute", "ib"]
     assert n1["comment"] == "first node"
     # ~negations are kept: wwstatic merges lists the same way.
@@ -153,7 +156,8 @@ def test_node_scalars_kernel_and_overlays(v46: tuple[dict[str, Any], ImportResul
     assert "system_overlays" not in n1
     assert "runtime_overlays" not in n1
     assert n1["discoverable"] is False
-    assert n1["asset_key"] == "A-0001"
+    assert "asset_key" not in n1   # static files cannot check it: a note says so
+    assert any("`asset key: A-0001` not carried over" in note for note in v46[1].notes)
 
 
 def test_node_network_devices(v46: tuple[dict[str, Any], ImportResult]) -> None:
@@ -234,7 +238,7 @@ def test_unset_unknown_and_unsupported_values_are_noted(v46: tuple[dict[str, Any
         "not carried over",
         "node n3: iPXE template `dracut` does not exist in wwstatic (it has default); not carried over",
     ]
-    assert "node n1: asset key kept but not checked by static serving" in result.notes
+    assert ASSET_NOTE in result.notes
     assert "warewulf.conf: `api.enabled: true` not carried over: wwstatic has no REST API" in result.notes
 
 
@@ -575,7 +579,7 @@ def test_cli_prints_yaml_and_notes() -> None:
     assert done.stdout == expected.yaml_text
     lines = done.stderr.splitlines()
     assert lines == [f"wwstatic: note: {n}" for n in expected.notes]
-    assert "wwstatic: note: node n1: asset key kept but not checked by static serving" in lines
+    assert f"wwstatic: note: {ASSET_NOTE}" in lines
 
 
 def test_cli_output_file_and_force(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from toolchain.errors import WWError
 from toolchain.model.load import load_cluster
 from toolchain.overlay import functions as template_ext
 from toolchain.overlay import render as overlay
+from toolchain.overlay import split
 from toolchain.overlay.manifest import load_manifest
 
 
@@ -265,3 +266,32 @@ def test_overlay_list_and_info(project: Path, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "/etc/hosts (same for every node)" in out and "variables: cluster_file, head, nodes" in out
     assert main(["overlay", "info", "nope", "-C", here]) == 1
+
+
+@pytest.mark.parametrize(("text", "own"), [
+    ("{% for n in nodes %}{{ n.name }}\n{% endfor %}", False),
+    ("{% for n in nodes %}{{ n.ipmi.password }}\n{% endfor %}", True),
+    ('{{ nodes | map(attribute="ipmi.password") | join(",") }}', True),
+    ('{{ nodes[0]["ipmi"]["password"] }}', True),
+    ('{{ nodes | map(attribute="ipmi.user") | join(",") }}', False),
+])
+def test_a_template_reading_a_secret_field_is_the_nodes_own(tmp_path: Path, text: str, own: bool) -> None:
+    """However a template reaches a field the spec marks secret, its file is kept out of the
+    part every address can fetch."""
+    root = tmp_path / "overlays/t/rootfs/etc"
+    root.mkdir(parents=True)
+    (root / "list.j2").write_text(text)
+    (src,) = split.sources(tmp_path, ("t",), overlay.make_env(tmp_path))[1:]   # after etc/
+    assert src.src.rel == "etc/list.j2" and src.per_node is own
+
+
+@pytest.mark.parametrize(("line", "private"), [
+    ('etc/f: {secret: true, mode: "0644"}', True),   # secret, whatever its mode
+    ('etc/f: {mode: "0640"}', True),                 # others cannot read it on the node
+    ('etc/f: {mode: "0600", secret: false}', False),  # said to be no secret (public keys)
+    ('etc/f: {mode: "0644"}', False),
+])
+def test_which_files_stay_out_of_the_shared_part(tmp_path: Path, line: str, private: bool) -> None:
+    (tmp_path / "manifest.yaml").write_text(line + "\n")
+    meta = load_manifest(tmp_path).meta("etc/f", stat.S_IFREG)
+    assert meta.private(stat.S_IFREG) is private

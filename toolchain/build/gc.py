@@ -14,15 +14,20 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain.fsutil import write_atomic
+from toolchain.build import lock
+from toolchain.fsutil import is_temporary, write_atomic
 
 DEFAULT_GRACE = 3600  # seconds; a boot storm of big images can take many minutes
+# A temporary file is nobody's once its writer is gone; this long covers a slow
+# writer that holds no lock (`wwstatic preview` generating a host key).
+TEMP_GRACE = 600
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,8 @@ def collect(http: Path, named: set[str], state: Path, grace: float,
     for rel in sorted(candidates - named):
         if not (http / rel).exists():
             continue
-        # A dot-file is a temporary file of a build that was killed: nobody reads it.
-        limit = min(grace, 600) if rel.rpartition("/")[2].startswith(".") else grace
+        # A temporary file of a build that was killed: nobody reads it.
+        limit = min(grace, TEMP_GRACE) if is_temporary(rel.rpartition("/")[2]) else grace
         first = since.get(rel, now)
         if now - first >= limit:
             with contextlib.suppress(FileNotFoundError):
@@ -158,3 +163,40 @@ def served_files(http: Path, dirs: Iterable[str]) -> Iterable[str]:
             rel = Path(dirpath).relative_to(http).as_posix()
             for f in filenames:
                 yield f"{rel}/{f}"
+
+
+def remove_temporaries(out: Path, roots: Iterable[Path], grace: float,
+                       now: float | None = None) -> tuple[list[Path], int]:
+    """Remove the temporary files and directories (fsutil.is_temporary) under `roots`
+    that a killed process left: those unchanged for min(grace, TEMP_GRACE) seconds.
+
+    Only the holder of `out`'s build lock does so, as no other build can be
+    writing them then; called without it, this removes nothing. Returns what it
+    removed, and how many it left because they are younger.
+    """
+    if not lock.held(out):
+        return [], 0
+    now = time.time() if now is None else now
+    limit = min(grace, TEMP_GRACE)
+    removed: list[Path] = []
+    young = 0
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            base = Path(dirpath)
+            for name in [*dirnames, *filenames]:
+                path = base / name
+                if not is_temporary(name):
+                    continue
+                try:
+                    if now - path.lstat().st_mtime < limit:
+                        young += 1
+                        continue
+                    if name in dirnames:
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                except FileNotFoundError:
+                    continue
+                removed.append(path)
+            dirnames[:] = [d for d in dirnames if not is_temporary(d)]
+    return removed, young

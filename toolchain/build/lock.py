@@ -11,8 +11,14 @@ from typing import TextIO
 from toolchain.errors import report
 from toolchain.fsutil import make_dirs, write_error
 
-# The lock files this process holds, by output/ directory.
+# The locks this process holds, by output directory: an in-process caller (the
+# tests) may build several projects, each under its own lock.
 _held: dict[Path, TextIO] = {}
+
+
+def held(out: Path) -> bool:
+    """Whether this process holds the build lock of `out`."""
+    return out.absolute() in _held
 
 
 def acquire(out: Path, wait: bool = True) -> None:
@@ -21,8 +27,18 @@ def acquire(out: Path, wait: bool = True) -> None:
     flock is released by the kernel when the holder dies, even by SIGKILL, so a
     killed build never leaves a stale lock behind.
     """
-    if out.absolute() in _held:
-        return
+    key = out.absolute()
+    if (had := _held.get(key)) is not None:
+        try:
+            same = os.stat(key / ".lock").st_ino == os.fstat(had.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return
+        # output/ was removed and made again (a clean build in the same process):
+        # a lock on the removed file guards nothing.
+        had.close()
+        del _held[key]
     try:
         make_dirs(out)
         f = (out / ".lock").open("a+")
@@ -47,7 +63,7 @@ def acquire(out: Path, wait: bool = True) -> None:
     f.truncate()
     f.write(f"{os.getpid()}\n")
     f.flush()
-    _held[out.absolute()] = f
+    _held[key] = f
 
 
 def release(out: Path) -> None:

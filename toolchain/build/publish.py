@@ -114,5 +114,5 @@ def referenced(plan: Plan) -> set[str]:
         refs.add(layout.manifest_url(np.node.name))
         refs.update(b.url for b in np.own.values())
     for blobs in plan.images.values():
-        refs.update(b.url for b in (blobs.kernel, blobs.image, blobs.modules) if b)
+        refs.update(b.url for b in (blobs.kernel, blobs.image, blobs.modules, *blobs.kernels.values()) if b)
     return refs

@@ -25,7 +25,7 @@ from toolchain.fingerprint import code_digest, digest
 from toolchain.fsutil import publish_mode, write_atomic, write_error, write_if_changed
 from toolchain.image.builder import build
 from toolchain.model.types import Image
-from toolchain.overlay import split
+from toolchain.overlay import hostkeys, split
 
 Task = dict[str, Any]
 
@@ -104,6 +104,7 @@ def image_files(p: Context, img: Image) -> dict[str, Path]:
     files = {"kernel": p.http / blobs.kernel.url, "image": p.http / blobs.image.url}
     if blobs.modules:
         files["modules"] = p.http / blobs.modules.url
+    files.update({f"kernel {v}": p.http / b.url for v, b in blobs.kernels.items()})
     return files
 
 def gc_marker(p: Context) -> Path:
@@ -132,7 +133,8 @@ def build_image(p: Context, img: Image) -> None:
     kernel_src = images.source_of(p, p.cluster.images[img.kernel_from]) if img.kernel_from else None
     build(images.source_of(p, img), image=files["image"], kernel=files["kernel"], name=img.name,
           exclude=img.exclude, compression=Compression(img.compression), version=img.kernel_version,
-          kernel_src=kernel_src, modules=files.get("modules"), work=p.out / "work" / "spool")
+          kernel_src=kernel_src, modules=files.get("modules"), work=p.out / "work" / "spool",
+          kernels={v: p.http / b.url for v, b in current.plan().images[img.name].kernels.items()})
 
 def build_shared(kind: str, names: tuple[str, ...], target: Path) -> None:
     will_write(current.project(), target)
@@ -182,6 +184,12 @@ def collect(p: Context) -> None:
     marker.unlink(missing_ok=True)
     if result.removed:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
+    # Temporaries of killed builds and image builds: in output/ and beside the host keys.
+    left, young = gc.remove_temporaries(p.out, (p.out, p.root / hostkeys.STATE), grace())
+    if left:
+        print(f"gc: removed {len(left)} temporary files of killed builds", file=sys.stderr)
+    if young:
+        marker.touch()   # collect again next build, when they are old enough
 
 def iso_deps(kind: str) -> list[Path]:
     # The ISO builder itself, and the loaders it copies from system packages; a

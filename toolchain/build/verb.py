@@ -6,6 +6,7 @@ import argparse
 import os
 
 from toolchain.errors import WWError
+from toolchain.model.yamlsrc import load_file
 from toolchain.project import CLUSTER_ENV, Project
 from toolchain.verbs import Verb
 
@@ -23,6 +24,8 @@ def _run(args: argparse.Namespace) -> int:
         # (model/load.py), the build renders the project's: they must be one.
         raise WWError(f"-f {args.file}: the build reads a cluster file in the project directory "
                       f"{args.project} only", hint=f"copy it there, or build with -C {args.file.parent}")
+    if not args.file.is_file():
+        load_file(args.file)   # its error, before doit makes output/ for its store
     if args.file != Project(args.project).cluster_file:
         os.environ[CLUSTER_ENV] = str(args.file)
     return int(DoitMain(ModuleTaskLoader(vars(tasks))).run(args.doit_args))

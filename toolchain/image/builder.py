@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +53,7 @@ def kernel_entry(tree: dict[str, Entry], where: str, version: str = "") -> Entry
     path = pick_kernel(tree, version)
     found = resolve(tree, path) if path else None
     if path is None or found is None or not stat.S_ISREG(found.mode):
-        raise no_kernel(where, version)
+        raise no_kernel(where, version, tree)
     return dataclasses.replace(found, path=path)
 
 
@@ -78,17 +78,25 @@ def copy_entry(e: Entry, dst: Path) -> None:
 def build(src: Source, *, image: Path, kernel: Path, name: str = "",
           exclude: tuple[str, ...] = (), compression: Compression = Compression.GZIP,
           version: str = "", kernel_src: Source | None = None, modules: Path | None = None,
-          work: Path | None = None) -> Built:
+          work: Path | None = None, kernels: Mapping[str, Path] | None = None) -> Built:
     """Archive `src` into `image` and copy its kernel to `kernel`.
 
     With `kernel_src`, the kernel is taken from that source instead, and its
-    modules become a separate layer written to `modules`.
+    modules become a separate layer written to `modules`. `kernels` are more
+    kernels of the image to copy, by version prefix (nodes' `kernel.version`).
     """
     what = f"image {name}" if name else ""
+    if kernels and kernel_src is not None:
+        raise WWError(f"image {name} takes its kernel from another image: its nodes cannot choose "
+                      f"kernel {', '.join(kernels)}",
+                      hint="set the version in the kernel image's `kernel.version`, or remove the "
+                           "nodes' kernel.version")
     with open_tree(src, work) as tree:
         if kernel_src is None:
             kentry = kernel_entry(tree, str(src), version)
             copy_entry(kentry, kernel)
+            for ver, dest in (kernels or {}).items():   # the modules of each are in the image
+                copy_entry(kernel_entry(tree, f"{src} (a node's kernel.version)", ver), dest)
         is_excluded = matcher(exclude)
         count = write_cpio((e for e in tree.values() if not is_excluded(e.path)), image,
                            compression, what=what)

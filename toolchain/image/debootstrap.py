@@ -13,11 +13,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from toolchain.errors import WWError
+from toolchain.fsutil import temp_dir
 from toolchain.model.types import Debootstrap
 from toolchain.proc import run
 
@@ -118,7 +118,7 @@ def build_root(spec: Debootstrap, apt: Path = APT) -> Path:
     debs = cache_root() / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".build-") as tmp:
+    with temp_dir(dest.parent, "build") as tmp:
         work = Path(tmp) / "rootfs"
         argv: list[str | Path] = ["debootstrap", f"--cache-dir={debs}"]
         if spec.variant != "default":

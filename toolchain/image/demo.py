@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from toolchain.errors import WWError
+from toolchain.fsutil import temp_dir
 from toolchain.model.types import Image
 from toolchain.proc import run
 
@@ -101,7 +101,7 @@ def _build_demo_root(image: Image, dest: Path) -> None:
     busybox_deb = fetch_deb("busybox-static")
     kernel_deb = fetch_deb(kernel_pkg)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".demo-") as tmp:
+    with temp_dir(dest.parent, "demo") as tmp:
         work = Path(tmp)
         root, bbx, kx = work / "root", work / "busybox", work / "kernel"
         run(["dpkg-deb", "-x", busybox_deb, bbx])

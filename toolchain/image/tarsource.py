@@ -29,6 +29,7 @@ import libarchive.ffi as laffi
 
 from toolchain.archive import Entry
 from toolchain.errors import WWError
+from toolchain.fsutil import temp_dir
 from toolchain.image.tree import complete, matcher
 
 _lib = laffi.libarchive
@@ -266,7 +267,7 @@ def oci_layout(layout: Path, ref: str = "", arch: str = "amd64", src: str = "") 
 @contextlib.contextmanager
 def unpacked_layout(path: Path, work: Path | None) -> Iterator[Path]:
     """An oci-archive tar's layout as a directory (the blobs are copied once)."""
-    with tempfile.TemporaryDirectory(dir=work, prefix=".wwstatic-oci-") as tmp:
+    with temp_dir(work, "wwstatic-oci") as tmp:
         dest = Path(tmp)
         try:
             with libarchive.file_reader(str(path)) as arch:

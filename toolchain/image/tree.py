@@ -152,26 +152,32 @@ def kernel_version(path: str) -> str:
     return path.rsplit("/", 2)[-2] if name == "vmlinuz" else name.split("-", 1)[1]
 
 
-def pick_kernel(paths: Iterable[str], version: str = "") -> str | None:
-    """The newest non-debug kernel among image paths (or the newest of `version`)."""
+def _kernels(paths: Iterable[str]) -> list[tuple[str, str]]:
+    """(version, path) of the bootable kernels among image paths (no debug or rescue kernels)."""
     found: list[tuple[str, str]] = []
     for path in paths:
         for pattern in KERNEL_GLOBS:
             if path.count("/") == pattern.count("/") and fnmatch.fnmatchcase(path, pattern):
                 ver = kernel_version(path)
-                if "+debug" in ver or "rescue" in ver:
-                    continue
-                if version and not ver.startswith(version):
-                    continue
-                found.append((ver, path))
+                if "+debug" not in ver and "rescue" not in ver:
+                    found.append((ver, path))
+    return found
+
+
+def pick_kernel(paths: Iterable[str], version: str = "") -> str | None:
+    """The newest non-debug kernel among image paths (or the newest of `version`)."""
+    found = [(v, p) for v, p in _kernels(paths) if v.startswith(version)]
     if not found:
         return None
     return max(found, key=lambda vp: _version_key(vp[0]))[1]
 
 
-def no_kernel(where: str, version: str) -> WWError:
+def no_kernel(where: str, version: str, paths: Iterable[str] = ()) -> WWError:
+    """No kernel (of `version`) in an image; the message names the versions it has (of `paths`)."""
     what = f"no kernel {version}*" if version else "no kernel"
-    return WWError(f"{what} found in {where} (looked for /boot/vmlinuz-*, /lib/modules/*/vmlinuz)",
+    have = sorted({v for v, _ in _kernels(paths)}, key=_version_key)
+    has = f"; it has {', '.join(have)}" if have else ""
+    return WWError(f"{what} found in {where} (looked for /boot/vmlinuz-*, /lib/modules/*/vmlinuz){has}",
                    hint="install a kernel package into the image, set `kernel.version` to one "
                         "it has, or take the kernel of another image with `kernel.from`")
 
@@ -181,7 +187,7 @@ def find_kernel(root: Path, version: str = "") -> Path:
     paths = [str(p.relative_to(root)) for pattern in KERNEL_GLOBS for p in root.glob(pattern)]
     found = pick_kernel(paths, version)
     if found is None:
-        raise no_kernel(f"image root {root}", version)
+        raise no_kernel(f"image root {root}", version, paths)
     return root / found
 
 

@@ -89,8 +89,7 @@ class NodeChecks:
             filesystems={d: _plain_struct(v) for d, v in t.get("filesystems", {}).items()},
             profiles=chain, comment=setting(NODE, t, "comment"),
             standalone_iso=setting(NODE, t, "standalone_iso"),
-            discoverable=discoverable,
-            asset_key=setting(NODE, t, "asset_key"))
+            discoverable=discoverable)
 
     def network(self, report: Report, what: str, devs: Tree, head: Head | None,
                 key_loc: Loc, partial: bool, discoverable: bool = False) -> dict[str, NetDev] | None:

@@ -57,6 +57,7 @@ class Field:
     entry: str = "name"                # what a DICT's keys are, for messages
     maximum: int = 2**31
     grammar: Grammar | None = None     # what text a string (or each list item) may hold
+    secret: bool = False               # served only to its node: templates reading it are per node
 
     def text_grammar(self) -> Grammar:
         """The grammar of this field's text: its own, else its kind's."""
@@ -122,7 +123,7 @@ IPMI = (
     Field("netmask", Kind.NETMASK, "BMC netmask"),
     Field("gateway", Kind.IPV4, "BMC gateway"),
     Field("user", Kind.STR, "BMC user name"),
-    Field("password", Kind.STR, "BMC password (served only to its node)"),
+    Field("password", Kind.STR, "BMC password (served only to its node)", secret=True),
     Field("interface", Kind.CHOICE, "ipmitool interface", "lanplus", choices=("lan", "lanplus")),
     Field("port", Kind.INT, "BMC UDP port", 623, maximum=65535),
     Field("write", Kind.BOOL, "let the node program its BMC's network and user at boot", False),
@@ -193,8 +194,6 @@ NODE = (
     Field("discoverable", Kind.BOOL, "may be bound to an unknown MAC by `wwstatic discover "
           "--assign`; until then it needs no MAC (and gets no iPXE script or DHCP entry)",
           False, node_only=True),
-    Field("asset_key", Kind.STR, "the chassis asset tag the node must present", node_only=True,
-          grammar=Grammar.TOKEN),
 )
 
 HEAD = (
@@ -301,6 +300,17 @@ TOP = (
 
 
 _FIELD_IN: dict[tuple[int, tuple[str, ...]], tuple[tuple[Field, ...], Field]] = {}
+
+
+def secret_paths(fields: tuple[Field, ...] | None = None, prefix: str = "") -> tuple[str, ...]:
+    """Dotted paths of the node settings marked secret (e.g. `ipmi.password`)."""
+    out: list[str] = []
+    for f in NODE if fields is None else fields:
+        if f.secret:
+            out.append(prefix + f.key)
+        if f.kind is Kind.STRUCT:   # a DICT's entries are named by the user: no fixed path
+            out += secret_paths(f.fields, f"{prefix}{f.key}.")
+    return tuple(out)
 
 
 def field_in(fields: tuple[Field, ...], keys: tuple[str, ...]) -> Field:

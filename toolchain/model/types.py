@@ -148,7 +148,6 @@ class Node:
     comment: str = from_spec("nodes.comment")
     standalone_iso: bool = from_spec("nodes.standalone_iso")
     discoverable: bool = from_spec("nodes.discoverable")
-    asset_key: str = from_spec("nodes.asset_key")
 
     # The primary device's settings, which the boot chain uses.
     @property

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from toolchain.errors import WWError
-from toolchain.fsutil import write_atomic
+from toolchain.fsutil import TEMP_PREFIX, TEMP_SUFFIX, write_atomic
 from toolchain.hostlist import expand
 from toolchain.model.load import load_cluster
 from toolchain.model.types import Cluster, Node
@@ -159,7 +159,7 @@ def assign(path: Path, bindings: list[Binding], write: bool) -> str:
                                         str(path), str(path)))
     if not write:
         return diff
-    check = path.with_name(f".{path.name}.discover.tmp")
+    check = path.with_name(f"{TEMP_PREFIX}{path.name}.discover{TEMP_SUFFIX}")
     try:
         check.write_text(new, encoding="utf-8")
         cluster = load_cluster(check)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from typing import Any
 
 import yaml
 
-from toolchain.errors import WWError
+from toolchain.errors import WWError, WWErrors
 from toolchain.hostlist import HostlistError, compress, expand
 from toolchain.model import spec
 from toolchain.model.load import load_cluster
 from toolchain.model.reader import plain
 from toolchain.model.types import Cluster, Node
+from toolchain.ops.lintrender import Problem, template_problems
 from toolchain.verbs import Verb
 
 
@@ -81,16 +83,32 @@ def show(cluster: Cluster, node: Node) -> str:
 # --- the verbs ------------------------------------------------------------------
 
 def _lint(args: argparse.Namespace) -> int:
-    cluster = load_cluster(args.file)
-    if args.json:
-        print(json.dumps([node_dict(n) for n in cluster.nodes], indent=2))
+    """The cluster file, then every overlay template, checked as the build would."""
+    try:
+        cluster = load_cluster(args.file)
+    except WWError as err:
+        if not args.json:
+            raise
+        problems = [Problem.of(one) for one in (err.errors if isinstance(err, WWErrors) else [err])]
     else:
-        print(f"{args.file}: {len(cluster.nodes)} nodes, {len(cluster.images)} images, ok")
-    return 0
+        problems = template_problems(args.project, cluster)
+    if args.json:
+        print(json.dumps([asdict(p) for p in problems], indent=2))
+    elif problems:
+        for p in problems:
+            where = ":".join(str(x) for x in (p.file, p.line, p.column) if x)
+            hint = f"\n  hint: {p.hint}" if p.hint else ""
+            print(f"wwstatic: {where + ': ' if where else ''}error: {p.message}{hint}", file=sys.stderr)
+        print(f"wwstatic: {len(problems)} template errors", file=sys.stderr)
+    else:
+        print(f"{args.file}: {len(cluster.nodes)} nodes, {len(cluster.images)} images, ok "
+              "(every template renders)")
+    return 1 if problems else 0
 
 
 def _lint_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print the resolved nodes as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the errors as JSON: a list of {file, line, column, message, hint, node}")
 
 
 def _nodes(args: argparse.Namespace) -> int:
@@ -134,7 +152,7 @@ def _schema_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", action="store_true", help="print the reference docs instead")
 
 
-_LINT_HELP = "validate cluster.yaml (every error at once); exit 1 if wrong"
+_LINT_HELP = "validate cluster.yaml and render every overlay template (every error at once); exit 1 if wrong"
 VERBS = [
     *(Verb(name, _LINT_HELP, _lint_arguments, _lint) for name in ("lint", "check")),
     Verb("nodes", "list nodes (all, or a hostlist)", _nodes_arguments, _nodes),

@@ -45,6 +45,7 @@ from jinja2.parser import Parser
 from toolchain import emit
 from toolchain.errors import WWError
 from toolchain.image.files import read_image_file
+from toolchain.model.spec import secret_paths
 from toolchain.overlay import hostkeys
 
 if TYPE_CHECKING:
@@ -324,6 +325,34 @@ def _node_dependent(env: jinja2.Environment, name: str, seen: set[str]) -> bool:
         if ref is None or _node_dependent(env, ref, seen):
             return True
     return False
+
+
+# Functions whose value is a secret of the node (its private host key).
+SECRET_FUNCTIONS = frozenset({"ssh_host_key"})
+
+
+def reads_secret(env: jinja2.Environment, template_name: str) -> bool:
+    """Whether a template (or one it includes) may write a secret field (spec: secret=True)
+    or a secret function's value, conservatively: any attribute or constant naming a
+    secret field's last part counts, whatever it is read of (`n.ipmi.password` in a loop
+    over `nodes`, `map(attribute="ipmi.password")`)."""
+    return _reads_secret(env, template_name, set())
+
+
+def _reads_secret(env: jinja2.Environment, name: str, seen: set[str]) -> bool:
+    if name in seen:
+        return False
+    seen.add(name)
+    ast = _parse(env, name)
+    leaves = {path.rsplit(".", 1)[-1] for path in secret_paths()}
+    if _used(env, ast) & SECRET_FUNCTIONS:
+        return True
+    for node in ast.find_all((nodes.Getattr, nodes.Const)):
+        text = node.attr if isinstance(node, nodes.Getattr) else getattr(node, "value", None)
+        if isinstance(text, str) and text.rsplit(".", 1)[-1] in leaves:
+            return True
+    return any(ref is None or _reads_secret(env, ref, seen)
+               for ref in jinja2.meta.find_referenced_templates(ast))
 
 
 def _chain(node: nodes.Node) -> list[str] | None:

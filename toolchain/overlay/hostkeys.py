@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from toolchain.errors import WWError
+from toolchain.fsutil import temp_dir
 from toolchain.model.spec import SSH_KEY_TYPES
 from toolchain.proc import run
 
@@ -44,7 +44,7 @@ def ensure_key(project: Path, node: str, kind: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path.parent, 0o700)
     # Generate beside the target and rename: two builds at once never see half a key.
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".keygen-") as tmp:
+    with temp_dir(path.parent, "keygen") as tmp:
         new = Path(tmp) / path.name
         run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{node}", "-f", str(new)],
             hint="install openssh-client")

@@ -15,8 +15,10 @@ It comes from `overlays/NAME/manifest.yaml`, beside `rootfs/`:
   only names with the same number on every distribution. Other names would need
   the image's /etc/passwd, which the build does not read: write the number.
 - `mode`: octal, quoted or not (`0600`, "640").
-- `secret: true`: the file holds a secret. Its default mode becomes 0600 and the
-  archive holding it is marked secret (served only to its node).
+- `secret: true`: the file holds a secret. Its default mode becomes 0600 and it
+  goes into the node's own part (served only to its node), even when its bytes
+  are the same on every node. A mode others cannot read does the same, unless
+  the line says `secret: false` (public keys sshd wants 0600).
 - Defaults without a manifest line: root:root, directories and symlinks 0755,
   files 0755 if executable in the checkout (git keeps that bit), else 0644.
 """
@@ -25,7 +27,8 @@ from __future__ import annotations
 
 import fnmatch
 import stat
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolchain.errors import Loc, WWError
@@ -43,6 +46,7 @@ class Rule:
     group: int | None = None
     mode: int | None = None
     secret: bool | None = None
+    loc: Loc | None = field(default=None, compare=False)   # the pattern's place, for messages
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,12 @@ class Meta:
     gid: int
     perm: int       # permission bits only
     secret: bool
+    public: bool = False   # `secret: false` said so: a mode others cannot read is no secret
+
+    def private(self, kind: int) -> bool:
+        """A file kept out of the part every node gets: secret, or one others may not read
+        on the node (unless the manifest says `secret: false`)."""
+        return kind == stat.S_IFREG and (self.secret or not (self.public or self.perm & stat.S_IROTH))
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,32 @@ class Manifest:
                 mode = 0o700 if executable else 0o600
             else:
                 mode = 0o755 if executable else 0o644
-        return Meta(uid, gid, mode, secret)
+        return Meta(uid, gid, mode, secret, public=not secret and any(
+            r.secret is False and fnmatch.fnmatchcase(rel, r.pattern) for r in self.rules))
+
+    @property
+    def has_private(self) -> bool:
+        """Whether some rule may make a file private (Meta.private)."""
+        return any(r.secret or (r.mode is not None and not r.mode & stat.S_IROTH and r.secret is None)
+                   for r in self.rules)
+
+    def check_matches(self, paths: Iterable[str]) -> None:
+        """Raise at the first pattern that matches none of `paths` (an overlay's output paths):
+        a misspelt `secret: true` line would otherwise leave the file at 0644, in silence."""
+        listed = list(paths)
+        for rule in self.rules:
+            if not any(fnmatch.fnmatchcase(rel, rule.pattern) for rel in listed):
+                near = sorted(listed, key=lambda rel: _distance(rel, rule.pattern))[:3]
+                raise _error(f"`{rule.pattern}` matches no file of the overlay", rule.loc or
+                             Loc(self.path, 1, 1),
+                             "patterns match the output path inside rootfs/ (`.j2` dropped); "
+                             f"nearest paths: {', '.join(near) or 'none (the overlay is empty)'}")
+
+
+def _distance(a: str, b: str) -> int:
+    """How many characters two paths differ in (enough to rank a few suggestions)."""
+    common = sum(1 for x, y in zip(a, b, strict=False) if x == y)
+    return max(len(a), len(b)) - common
 
 
 def _error(what: str, loc: Loc, hint: str) -> WWError:
@@ -132,7 +167,7 @@ def _rule(pattern: YScalar, body: YNode) -> Rule:
                 raise _error(f"secret must be true or false, not `{value.text}`", value.loc,
                              "write secret: true")
             values["secret"] = value.text.lower() in ("true", "yes", "on")
-    return Rule(pattern.text.strip("/"), **values)  # type: ignore[arg-type]
+    return Rule(pattern.text.strip("/"), **values, loc=pattern.loc)  # type: ignore[arg-type]
 
 
 def load_manifest(overlay_dir: Path) -> Manifest:

@@ -102,12 +102,20 @@ def _project(env: jinja2.Environment) -> Path:
     return project
 
 
-def _where(exc: BaseException, default: Path) -> str:
-    """`file:line` of the innermost template frame of `exc` (an include's, if it failed there)."""
-    where = str(default)
+class TemplateError(WWError):
+    """A template that failed to render: where (file and line) and for whom, for `lint --json`."""
+
+    def __init__(self, file: str, line: int, who: str, what: str, hint: str) -> None:
+        super().__init__(f"{file}:{line}: {what}" if line else f"{file}: {what}", hint=hint)
+        self.file, self.line, self.who, self.what = file, line, who, what
+
+
+def _where(exc: BaseException, default: Path) -> tuple[str, int]:
+    """File and line of the innermost template frame of `exc` (an include's, if it failed there)."""
+    where = (str(default), 0)
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename.endswith(".j2") and frame.lineno:
-            where = f"{frame.filename}:{frame.lineno}"
+            where = (frame.filename, frame.lineno)
     return where
 
 
@@ -125,18 +133,20 @@ def render_template(env: jinja2.Environment, src: SourceFile, overlay_root: Path
         state.main.data = template.render({**context, functions.STATE: state})
         state.outputs()  # text outside {% file %} blocks is an error too
     except jinja2.TemplateSyntaxError as exc:
-        where = f"{exc.filename or src.path}:{exc.lineno}"
-        raise WWError(f"{where}: template syntax: {exc.message} (rendering for {who})",
-                      hint="fix the template; nothing was written") from None
+        raise TemplateError(exc.filename or str(src.path), exc.lineno, who,
+                            f"template syntax: {exc.message} (rendering for {who})",
+                            "fix the template; nothing was written") from None
     except jinja2.UndefinedError as exc:
-        raise WWError(f"{_where(exc, src.path)}: template error for {who}: {exc.message}",
-                      hint="fix the template or set the value in cluster.yaml; nothing was written") from None
+        raise TemplateError(*_where(exc, src.path), who, f"template error for {who}: {exc.message}",
+                            "fix the template or set the value in cluster.yaml; nothing was written"
+                            ) from None
     except WWError as exc:
-        raise WWError(f"{_where(exc, src.path)}: {exc.message} (rendering for {who})",
-                      hint=(exc.hint + "; " if exc.hint else "") + "nothing was written") from None
+        raise TemplateError(*_where(exc, src.path), who, f"{exc.message} (rendering for {who})",
+                            (exc.hint + "; " if exc.hint else "") + "nothing was written") from None
     except Exception as exc:  # a template can raise anything (a bad method call, 1/0): all user errors
-        raise WWError(f"{_where(exc, src.path)}: template error for {who}: {type(exc).__name__}: {exc}",
-                      hint="fix the template or the node's settings; nothing was written") from None
+        raise TemplateError(*_where(exc, src.path), who,
+                            f"template error for {who}: {type(exc).__name__}: {exc}",
+                            "fix the template or the node's settings; nothing was written") from None
     return state
 
 
@@ -241,6 +251,11 @@ def layer(project: Path, names: tuple[str, ...], context: Mapping[str, Any],
 _FILE_TAG = re.compile(r"{%-?\s*file\b")
 
 
+def writes_blocks(src: SourceFile) -> bool:
+    """Whether a template may write `{% file %}` blocks (by its text: conservative)."""
+    return bool(_FILE_TAG.search(src.path.read_text(errors="replace")))
+
+
 def preview(project: Path, names: tuple[str, ...], path: str, context: Mapping[str, Any],
             env: jinja2.Environment, who: str) -> tuple[Entry, bool] | None:
     """The entry at `path` of the layered overlays `names` and whether it is secret,
@@ -250,7 +265,7 @@ def preview(project: Path, names: tuple[str, ...], path: str, context: Mapping[s
         root = find_overlay(name, project)
         candidates = [s for s in list_sources(root)
                       if s.rel == rel or (s.kind == "template" and (
-                          s.rel[: -len(".j2")] == rel or _FILE_TAG.search(s.path.read_text())))]
+                          s.rel[: -len(".j2")] == rel or writes_blocks(s)))]
         if candidates:
             one = render_overlay(project, name, context, env, who, candidates)
             for e in one.entries:

@@ -14,6 +14,7 @@ later overlay's shared file replaces is left out of the node's part (`own`).
 from __future__ import annotations
 
 import hashlib
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,33 +44,66 @@ class Part:
     """Rendered entries of one part, and which overlay (by index) each path came from."""
     entries: tuple[Entry, ...]
     origin: Mapping[str, int]
+    secrets: frozenset[str] = frozenset()   # paths the manifests mark secret
 
 
 def sources(project: Path, names: tuple[str, ...], env: jinja2.Environment) -> tuple[Source, ...]:
     out: list[Source] = []
     for index, name in enumerate(names):
         root = overlay.find_overlay(name, project)
-        for src in overlay.list_sources(root):
+        manifest = overlay.manifest_of(root)
+        listed = overlay.list_sources(root)
+        blocks = any(s.kind == "template" and overlay.writes_blocks(s) for s in listed)
+        if not blocks:   # a template's {% file %} blocks write paths known only when rendered
+            manifest.check_matches(_output(s) for s in listed)
+        for src in listed:
             per_node = reads_nodes = False
             if src.kind == "template":
+                _check_text(src)
                 template = overlay.template_name(root, src)
                 try:
-                    per_node = functions.node_dependent(env, template)
+                    per_node = functions.node_dependent(env, template) or functions.reads_secret(
+                        env, template)
                 except jinja2.TemplateSyntaxError:
                     per_node = True   # rendering it reports the error with its line
                 reads_nodes = per_node and _reads_nodes(env, src)
+                # Its blocks may write any path: private if the manifest can make one so.
+                per_node = per_node or (manifest.has_private and overlay.writes_blocks(src))
+            if src.kind in ("file", "template"):
+                # A secret is the node's own even when every node's copy is the same
+                # (a munge.key): every address on the network can fetch a shared part.
+                executable = bool(src.path.stat().st_mode & 0o100)
+                per_node = per_node or manifest.meta(_output(src), stat.S_IFREG, executable).private(
+                    stat.S_IFREG)
             out.append(Source(index, name, src, per_node, reads_nodes))
     return tuple(out)
+
+
+def _output(src: overlay.SourceFile) -> str:
+    return src.rel.removesuffix(".j2") if src.kind == "template" else src.rel
 
 
 def _reads_nodes(env: jinja2.Environment, src: overlay.SourceFile) -> bool:
     try:
         ast = env.parse(src.path.read_text())
+        used = jinja2.meta.find_undeclared_variables(ast)   # compiles: an unknown filter fails here
     except jinja2.TemplateSyntaxError:
         return True
     refs = any(True for _ in ast.find_all((jinja2.nodes.Include, jinja2.nodes.Import,
                                            jinja2.nodes.FromImport, jinja2.nodes.Extends)))
-    return refs or bool(jinja2.meta.find_undeclared_variables(ast) & {"nodes", "cluster"})
+    return refs or bool(used & {"nodes", "cluster"})
+
+
+def _check_text(src: overlay.SourceFile) -> None:
+    """A template must be UTF-8 text: every later reader decodes it."""
+    data = src.path.read_bytes()
+    try:
+        data.decode()
+    except UnicodeDecodeError as exc:
+        raise overlay.TemplateError(str(src.path), data[: exc.start].count(b"\n") + 1, "",
+                                    f"the template is not UTF-8 text (byte {exc.start})",
+                                    "save it as UTF-8, or drop the .j2 suffix to copy it as it is"
+                                    ) from None
 
 
 def render(project: Path, names: tuple[str, ...], picked: Iterable[Source],
@@ -80,12 +114,15 @@ def render(project: Path, names: tuple[str, ...], picked: Iterable[Source],
         by_overlay.setdefault(s.index, []).append(s.src)
     entries: dict[str, Entry] = {}
     origin: dict[str, int] = {}
+    secrets: set[str] = set()
     for index in sorted(by_overlay):
         one = overlay.render_overlay(project, names[index], context, env, who, by_overlay[index])
         for e in one.entries:
             entries[e.path] = e
             origin[e.path] = index
-    return Part(tuple(entries[k] for k in sorted(entries)), origin)
+            secrets.discard(e.path)
+        secrets |= one.secrets
+    return Part(tuple(entries[k] for k in sorted(entries)), origin, frozenset(secrets))
 
 
 def own(node_part: Part, shared: Part) -> list[Entry]:

@@ -111,8 +111,8 @@ class EntityReader(Reader):
             if discoverable is not None:
                 s["discoverable"] = discoverable
             if asset is not None:
-                s["asset_key"] = asset
-                self.note(where, "asset key kept but not checked by static serving")
+                self.note(where, f"`asset key: {asset}` not carried over: static files cannot check "
+                                 "it (see docs/migrating.md)")
         else:
             for key, value in (("discoverable", discoverable), ("asset key", asset)):
                 if value is not None:
