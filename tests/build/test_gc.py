@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolchain.build import gc
-from toolchain.fsutil import is_temporary
+from toolchain.fsutil import TEMP_PREFIX, TEMP_SUFFIX, is_temporary
 
 GRACE = 100.0
 DIRS = ("images", "nodes", "shared", "ipxe", "groups")
@@ -258,14 +258,14 @@ def run_py(code: str, out: Path) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-def remove_as_lock_holder(out: Path, now: float) -> tuple[list[str], int]:
+def remove_as_lock_holder(out: Path, now: float) -> tuple[list[str], float | None]:
     """gc.remove_temporaries() in a build that holds output/'s lock, at time `now`."""
     done = run_py("import json\nfrom toolchain.build import gc, lock\nlock.acquire(out)\n"
-                  f"removed, young = gc.remove_temporaries(out, [out], 3600, now={now})\n"
-                  "print(json.dumps([[str(p.relative_to(out)) for p in removed], young]))", out)
+                  f"removed, due = gc.remove_temporaries(out, [out], 3600, now={now})\n"
+                  "print(json.dumps([[str(p.relative_to(out)) for p in removed], due]))", out)
     assert done.returncode == 0, done.stderr
-    removed, young = json.loads(done.stdout)
-    return sorted(removed), young
+    removed, due = json.loads(done.stdout)
+    return sorted(removed), due
 
 
 @pytest.fixture
@@ -285,9 +285,11 @@ def leftovers(tmp_path: Path) -> tuple[Path, set[str], float]:
 def test_every_kind_of_temporary_goes_after_the_grace_and_nothing_else(
         leftovers: tuple[Path, set[str], float]) -> None:
     out, left, newest = leftovers
-    assert remove_as_lock_holder(out, newest + gc.TEMP_GRACE - 1) == ([], len(left))
+    oldest = min((out / rel).lstat().st_mtime for rel in left)
+    # None is old enough yet: they stay, and the first of them falls due at its time.
+    assert remove_as_lock_holder(out, newest + gc.TEMP_GRACE - 1) == ([], oldest + gc.TEMP_GRACE)
     assert {str(p.relative_to(out)) for p in out.rglob("*") if is_temporary(p.name)} == left
-    assert remove_as_lock_holder(out, newest + gc.TEMP_GRACE) == (sorted(left), 0)
+    assert remove_as_lock_holder(out, newest + gc.TEMP_GRACE) == (sorted(left), None)
     assert not [p for p in out.rglob("*") if is_temporary(p.name)]
     for rel in KEEP:
         assert (out / rel).is_file(), rel
@@ -302,9 +304,36 @@ def test_temporaries_stay_while_a_build_holds_the_lock(leftovers: tuple[Path, se
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        assert gc.remove_temporaries(out, [out], 3600, now=newest + 10 * gc.TEMP_GRACE) == ([], 0)
+        assert gc.remove_temporaries(out, [out], 3600, now=newest + 10 * gc.TEMP_GRACE) == ([], None)
         assert {str(p.relative_to(out)) for p in out.rglob("*") if is_temporary(p.name)} == left
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait()
+
+
+def test_temporaries_under_skip_are_left_to_collect(tmp_path: Path) -> None:
+    """The served tree's temporaries are unnamed files for collect(), which records them."""
+    out = tmp_path / "output"
+    (out / "http/groups").mkdir(parents=True)
+    (out / ".state").mkdir()
+    served = out / "http/groups" / f"{TEMP_PREFIX}x.ipxe.abc{TEMP_SUFFIX}"
+    other = out / ".state" / f"{TEMP_PREFIX}gc.json.abc{TEMP_SUFFIX}"
+    for f in (served, other):
+        f.write_text("partial")
+    later = max(f.lstat().st_mtime for f in (served, other)) + gc.TEMP_GRACE
+    done = run_py("import json\nfrom toolchain.build import gc, lock\nlock.acquire(out)\n"
+                  f"removed, due = gc.remove_temporaries(out, [out], 3600, now={later}, "
+                  "skip=[out / 'http'])\nprint(json.dumps([str(p) for p in removed]))", out)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [str(other)]
+    assert served.exists()
+
+
+def test_a_temporary_falling_due_makes_gc_run_again(tmp_path: Path) -> None:
+    state = tmp_path / "gc.json"
+    gc.collect(tmp_path, set(), state, 3600, lambda: [], now=1000.0, temporaries_due=1600.0)
+    assert gc.up_to_date(state, set(), 3600, now=1599.0)
+    assert not gc.up_to_date(state, set(), 3600, now=1600.0)
+    gc.collect(tmp_path, set(), state, 3600, lambda: [], now=1600.0)
+    assert gc.up_to_date(state, set(), 3600, now=99999.0)

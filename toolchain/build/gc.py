@@ -46,7 +46,7 @@ def _load(state: Path) -> dict[str, Any]:
 
 def collect(http: Path, named: set[str], state: Path, grace: float,
             scan: Callable[[], Iterable[str]], written: Iterable[str] = (),
-            now: float | None = None) -> GcResult:
+            now: float | None = None, temporaries_due: float | None = None) -> GcResult:
     """Record files no longer named and remove those unnamed for `grace` seconds.
 
     The files to look at are those the last build named and this one does not,
@@ -93,7 +93,8 @@ def collect(http: Path, named: set[str], state: Path, grace: float,
     write_atomic(_named(state), "".join(f"{n}\n" for n in names))
     # What up_to_date() reads, small: the full record of 10,000 nodes takes a while to load.
     write_atomic(_summary(state), json.dumps({"key": _sorted_key(names),
-                                              "first": min(keep.values()) if keep else None}))
+                                              "first": min(keep.values()) if keep else None,
+                                              "temporaries": temporaries_due}))
     return GcResult(len(keep), removed)
 
 
@@ -147,12 +148,16 @@ def named_key(names: Iterable[str]) -> str:
 def up_to_date(state: Path, named: Iterable[str], grace: float, now: float | None = None) -> bool:
     """Whether collecting now would change nothing: the same files are named as at the
     last collection (asked of gc's own record, not of doit's store, which a killed
-    build may not have saved) and no waiting file is due."""
+    build may not have saved), no waiting file is due, and no temporary file a
+    killed build left outside the served tree is."""
     doc = _load(_summary(state))
     if doc.get("key") != named_key(named):
         return False
     now = time.time() if now is None else now
     first = doc.get("first")
+    temporaries = doc.get("temporaries")
+    if temporaries is not None and float(temporaries) <= now:
+        return False
     return first is None or float(first) + grace > now
 
 
@@ -165,31 +170,35 @@ def served_files(http: Path, dirs: Iterable[str]) -> Iterable[str]:
                 yield f"{rel}/{f}"
 
 
-def remove_temporaries(out: Path, roots: Iterable[Path], grace: float,
-                       now: float | None = None) -> tuple[list[Path], int]:
+def remove_temporaries(out: Path, roots: Iterable[Path], grace: float, now: float | None = None,
+                       skip: Iterable[Path] = ()) -> tuple[list[Path], float | None]:
     """Remove the temporary files and directories (fsutil.is_temporary) under `roots`
-    that a killed process left: those unchanged for min(grace, TEMP_GRACE) seconds.
+    (but not under `skip`) that a killed process left: those unchanged for
+    min(grace, TEMP_GRACE) seconds.
 
     Only the holder of `out`'s build lock does so, as no other build can be
     writing them then; called without it, this removes nothing. Returns what it
-    removed, and how many it left because they are younger.
+    removed, and when the oldest of those it left (younger) falls due.
     """
     if not lock.held(out):
-        return [], 0
+        return [], None
     now = time.time() if now is None else now
     limit = min(grace, TEMP_GRACE)
     removed: list[Path] = []
-    young = 0
+    due: float | None = None
+    skipped = {s.absolute() for s in skip}
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
             base = Path(dirpath)
+            dirnames[:] = [d for d in dirnames if (base / d).absolute() not in skipped]
             for name in [*dirnames, *filenames]:
                 path = base / name
                 if not is_temporary(name):
                     continue
                 try:
-                    if now - path.lstat().st_mtime < limit:
-                        young += 1
+                    mtime = path.lstat().st_mtime
+                    if now - mtime < limit:
+                        due = min(due, mtime + limit) if due is not None else mtime + limit
                         continue
                     if name in dirnames:
                         shutil.rmtree(path)
@@ -199,4 +208,4 @@ def remove_temporaries(out: Path, roots: Iterable[Path], grace: float,
                     continue
                 removed.append(path)
             dirnames[:] = [d for d in dirnames if not is_temporary(d)]
-    return removed, young
+    return removed, due

@@ -179,17 +179,17 @@ def collect(p: Context) -> None:
         written = marker.read_text().split()
     except FileNotFoundError:
         written = []
+    # Temporaries a killed build (or image build) left in output/ and beside the host
+    # keys; those in the served tree are unnamed files like any other, for collect().
+    left, due = gc.remove_temporaries(p.out, (p.out, p.root / hostkeys.STATE), grace(), skip=(p.http,))
     result = gc.collect(p.http, named, p.state / "gc.json", grace(),
-                        partial(gc.served_files, p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)), written)
+                        partial(gc.served_files, p.http, (*layout.POINTER_DIRS, *layout.BLOB_DIRS)), written,
+                        temporaries_due=due)
     marker.unlink(missing_ok=True)
     if result.removed:
         print(f"gc: removed {len(result.removed)} files no pointer names", file=sys.stderr)
-    # Temporaries of killed builds and image builds: in output/ and beside the host keys.
-    left, young = gc.remove_temporaries(p.out, (p.out, p.root / hostkeys.STATE), grace())
     if left:
         print(f"gc: removed {len(left)} temporary files of killed builds", file=sys.stderr)
-    if young:
-        marker.touch()   # collect again next build, when they are old enough
 
 def iso_deps(kind: str) -> list[Path]:
     # The ISO builder itself, and the loaders it copies from system packages; a
