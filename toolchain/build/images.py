@@ -5,11 +5,14 @@ What differs between kinds is the kind's own (toolchain.image.registry).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from toolchain.build.context import Context
+from toolchain.errors import WWError
 from toolchain.fingerprint import digest, image_code
 from toolchain.fsutil import write_atomic
 from toolchain.image import registry
@@ -18,7 +21,21 @@ from toolchain.model.types import Image
 
 
 def image_spec(img: Image) -> str:
-    return json.dumps(dataclasses.asdict(img), sort_keys=True)
+    """The image's settings, as its key reads them (not where cluster.yaml says them)."""
+    values = dataclasses.asdict(img)
+    return json.dumps({f.name: values[f.name] for f in dataclasses.fields(img) if f.compare},
+                      sort_keys=True)
+
+
+@contextlib.contextmanager
+def located(img: Image) -> Iterator[None]:
+    """An error of reading or building `img` without a place gets the image's line in cluster.yaml."""
+    try:
+        yield
+    except WWError as err:
+        if err.loc is None:
+            err.loc = img.loc
+        raise
 
 def root_stamp(p: Context, img: Image) -> Path:
     return p.paths.work / "images" / img.name / "rootfs.done"
@@ -39,7 +56,8 @@ def build_root(p: Context, img: Image, key: str) -> None:
     # The root is replaced in place: a build killed half-way must not leave the
     # old stamp beside a half-new (or no) root, or the next build would trust it.
     root_stamp(p, img).unlink(missing_ok=True)
-    builder.build(img, p.paths.work)
+    with located(img):
+        builder.build(img, p.paths.work)
     write_atomic(root_stamp(p, img), key + "\n")
 
 def source_of(p: Context, img: Image) -> Source:
@@ -63,6 +81,7 @@ def image_keys(p: Context) -> dict[str, str]:
         parts = [image_code()]
         for u in used_images(p, img):
             parts.append(image_spec(u))
-            parts.extend(registry.source(u).key_parts(u, p.paths.work, digests))
+            with located(u):
+                parts.extend(registry.source(u).key_parts(u, p.paths.work, digests))
         keys[img.name] = digest(*parts)
     return keys

@@ -130,11 +130,13 @@ def will_write(p: Context, *paths: Path | str) -> None:
 def build_image(p: Context, img: Image) -> None:
     files = image_files(p, img)
     will_write(p, *files.values())
-    kernel_src = images.source_of(p, p.cluster.images[img.kernel_from]) if img.kernel_from else None
-    build(images.source_of(p, img), image=files["image"], kernel=files["kernel"], name=img.name,
-          exclude=img.exclude, compression=Compression(img.compression), version=img.kernel_version,
-          kernel_src=kernel_src, modules=files.get("modules"), work=p.out / "work" / "spool",
-          kernels={v: p.http / b.url for v, b in current.plan().images[img.name].kernels.items()})
+    with images.located(p.cluster.images[img.kernel_from] if img.kernel_from else img):
+        kernel_src = images.source_of(p, p.cluster.images[img.kernel_from]) if img.kernel_from else None
+    with images.located(img):
+        build(images.source_of(p, img), image=files["image"], kernel=files["kernel"], name=img.name,
+              exclude=img.exclude, compression=Compression(img.compression), version=img.kernel_version,
+              kernel_src=kernel_src, modules=files.get("modules"), work=p.out / "work" / "spool",
+              kernels={v: p.http / b.url for v, b in current.plan().images[img.name].kernels.items()})
 
 def build_shared(kind: str, names: tuple[str, ...], target: Path) -> None:
     will_write(current.project(), target)

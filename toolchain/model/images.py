@@ -60,6 +60,7 @@ def _image(r: Reader, path: Path, name: str, sub: Tree, value: YNode) -> Image |
         "compression": setting(spec.IMAGE, sub, "compression"),
         "kernel_version": setting(spec.IMAGE, sub, "kernel", "version"),
         "kernel_from": setting(spec.IMAGE, sub, "kernel", "from"),
+        "loc": key_loc(value, builders[0]),
     }
     return READERS[builders[0]](Ctx(r, path.parent, name, sub, value), common)
 

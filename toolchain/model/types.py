@@ -86,6 +86,10 @@ class Image:
     compression: str = from_spec("images.compression")
     kernel_version: str = from_spec("images.kernel.version")
     kernel_from: str = from_spec("images.kernel.from")
+    # Where cluster.yaml names the source, for the errors of building it; not an
+    # input (repr and compare leave it out, so moving lines renames nothing).
+    loc: Loc | None = field(default=None, repr=False, compare=False,
+                            metadata=derived("where cluster.yaml names its source"))
 
 
 @dataclass(frozen=True)
