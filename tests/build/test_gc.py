@@ -337,3 +337,25 @@ def test_a_temporary_falling_due_makes_gc_run_again(tmp_path: Path) -> None:
     assert not gc.up_to_date(state, set(), 3600, now=1600.0)
     gc.collect(tmp_path, set(), state, 3600, lambda: [], now=1600.0)
     assert gc.up_to_date(state, set(), 3600, now=99999.0)
+
+
+def test_a_killed_write_s_temporary_is_recorded_without_a_walk(tmp_path: Path) -> None:
+    """Beside a file a build noted it would write, the temporary a kill left is waited on;
+    after a publish cut short, the next collection walks the whole tree."""
+    http, state = tmp_path / "http", tmp_path / "gc.json"
+    (http / "nodes/n02").mkdir(parents=True)
+    gc.collect(http, set(), state, 3600, lambda: [], now=1000.0)   # the first one walks
+    temp = http / "nodes/n02" / f"{TEMP_PREFIX}runtime-1.img.gz.ab12cd{TEMP_SUFFIX}"
+    temp.write_text("partial")
+    walked: list[bool] = []
+
+    def scan() -> list[str]:
+        walked.append(True)
+        return []
+    gc.collect(http, set(), state, 3600, scan, written=["nodes/n02/runtime-1.img.gz"], now=1001.0)
+    assert not walked
+    assert "nodes/n02/" + temp.name in json.loads(state.read_text())["since"]
+    gc.rescan(state)
+    assert not gc.up_to_date(state, set(), 3600, now=1002.0)
+    gc.collect(http, set(), state, 3600, scan, now=1002.0)
+    assert walked and gc.up_to_date(state, set(), 3600, now=1003.0)

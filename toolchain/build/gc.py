@@ -60,12 +60,14 @@ def collect(http: Path, named: set[str], state: Path, grace: float,
     doc = _load(state)
     since: dict[str, float] = doc.get("since", {})
     before = _load_named(state)
-    if before is None or now - float(doc.get("scanned", 0)) >= grace:
+    if before is None or now - float(doc.get("scanned", 0)) >= grace or _rescan(state).exists():
         candidates = set(scan())
         scanned = now
     else:
-        candidates = (set(before) - named) | set(since) | set(written)
+        written = set(written)
+        candidates = (set(before) - named) | set(since) | written | _beside(http, written)
         scanned = float(doc.get("scanned", 0))
+    _rescan(state).unlink(missing_ok=True)
     keep: dict[str, float] = {}
     removed: list[str] = []
     for rel in sorted(candidates - named):
@@ -96,6 +98,28 @@ def collect(http: Path, named: set[str], state: Path, grace: float,
                                               "first": min(keep.values()) if keep else None,
                                               "temporaries": temporaries_due}))
     return GcResult(len(keep), removed)
+
+
+def _beside(http: Path, written: set[str]) -> set[str]:
+    """The temporaries of `written` files (atomic_open's, beside each) a killed build left."""
+    found: set[str] = set()
+    for parent in {Path(rel).parent for rel in written}:
+        names = {Path(rel).name for rel in written if Path(rel).parent == parent}
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(http / parent):
+                if is_temporary(entry.name) and entry.name[1:].rpartition(".")[0].rpartition(".")[0] in names:
+                    found.add((parent / entry.name).as_posix())
+    return found
+
+
+def _rescan(state: Path) -> Path:
+    # Made when a publish was cut short: its pointers' temporaries are known only to a walk.
+    return state.with_name(state.name + ".rescan")
+
+
+def rescan(state: Path) -> None:
+    """Make the next collection walk the whole served tree."""
+    _rescan(state).touch()
 
 
 def _summary(state: Path) -> Path:
@@ -151,7 +175,7 @@ def up_to_date(state: Path, named: Iterable[str], grace: float, now: float | Non
     build may not have saved), no waiting file is due, and no temporary file a
     killed build left outside the served tree is."""
     doc = _load(_summary(state))
-    if doc.get("key") != named_key(named):
+    if doc.get("key") != named_key(named) or _rescan(state).exists():
         return False
     now = time.time() if now is None else now
     first = doc.get("first")

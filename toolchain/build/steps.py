@@ -166,6 +166,8 @@ def pointer_base(p: Context) -> str:
 
 def publish_pointers(p: Context, key: str) -> None:
     stamp = p.state / "published"
+    if not stamp.exists() and (p.state / "gc.json").exists():
+        gc.rescan(p.state / "gc.json")   # the last publish was cut short: find what it left
     stamp.unlink(missing_ok=True)
     gc.unpend(p.state / "gc.json", current.named())
     publish(p.cluster, current.plan(), p.http, p.state / "pointers.json", p.node_keys, pointer_base(p))
