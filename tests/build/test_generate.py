@@ -8,14 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.lab.netboot import nginx_main
+from tests.support.checkers import fixed_plan
 from tests.support.golden import check_golden
 from tests.support.project import REPO
 from toolchain.build import generate
-from toolchain.build.plan import Blob, Group, NodePlan, OverlaySet
 from toolchain.model.load import load_cluster
 from toolchain.model.types import Cluster
-from toolchain.overlay.render import SourceFile
-from toolchain.overlay.split import Part, Source
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +21,7 @@ def cluster() -> Cluster:
     return load_cluster(REPO / "cluster.yaml")
 
 
-def node_plan(cluster: Cluster, name: str) -> NodePlan:
-    """A node's plan with fixed blob names (real names carry digests of the code)."""
-    def blob(url: str) -> Blob:
-        return Blob(url, "0" * 64)
-    node = cluster.node(name)
-    # Both kinds have a shared part and files of the node's own.
-    own_file = Source(0, "x", SourceFile("etc/x.j2", Path("etc/x.j2"), "template"), True, False)
-    sets = {kind: OverlaySet(kind, names, (), (own_file,), Part((), {}),
-                             blob(f"shared/{kind}-{'5' * 20}.img.gz"), "", False, False)
-            for kind, names in (("system", node.system_overlays), ("runtime", node.runtime_overlays))}
-    group = Group("9" * 20, node.image, blob(f"images/demo/vmlinuz-{'1' * 20}"),
-                  blob(f"images/demo/image-{'1' * 20}.img.gz"), sets)
-    own = {kind: blob(f"nodes/{name}/{kind}-{kind[0] * 20}.img.gz") for kind in ("system", "runtime")}
-    return NodePlan(node, group, own)
+node_plan = fixed_plan
 
 
 def test_golden_files(cluster: Cluster) -> None:
